@@ -1,0 +1,25 @@
+"""memjax: per-example memorization, C-scores and membership inference from many models at once.
+
+>>> import memjax
+>>> data = memjax.load("digits")
+>>> run = memjax.train(data, model="mlp", models=16, epochs=2, progress=False)
+>>> memjax.memorization(run.correct, run.keep).shape
+(1437,)
+"""
+
+from memjax.config import PRESETS, TrainConfig
+from memjax.data import Dataset, from_arrays, load
+from memjax.design import Design
+from memjax.errors import MemjaxError
+from memjax.estimators import (confidence_interval, count_memorized, cscore, cscore_se,
+                               influence, memorization, memorization_ci, memorization_se)
+from memjax.records import Records
+from memjax.runner import Run, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "MemjaxError",
+    "confidence_interval", "count_memorized", "cscore", "cscore_se", "influence", "memorization",
+    "memorization_ci", "memorization_se", "Records", "Run", "train",
+]

@@ -1,0 +1,323 @@
+"""Datasets: the embedded default, `.npz` files, TFDS, and arrays; with input validation.
+
+Every loader returns a :class:`Dataset`: float32 features in memory, int32 labels, and the
+metadata the engine needs. Features are standardised with statistics of the *training* split
+(per channel for images, per feature for vectors), so models train with one set of defaults.
+
+Spec strings accepted by :func:`load` (and ``memjax run --data``):
+
+* ``digits``: scikit-learn's 8x8 handwritten digits (ships inside the scikit-learn wheel, so it
+  works offline), split once into 1,437 training and 360 test images, stratified, fixed seed.
+* ``npz:PATH`` or any path ending in ``.npz``: a file holding ``x_train, y_train, x_test, y_test``.
+* ``tfds:NAME``, ``tfds:NAME:TRAIN_SPLIT`` or ``tfds:NAME:TRAIN_SPLIT,TEST_SPLIT``: a prepared
+  TFDS image-classification dataset read with ``tfds.data_source`` (array_record; TensorFlow is not
+  imported). Split specs use TFDS slicing, e.g. ``tfds:cifar10:train[:10000],test[:2000]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from memjax.errors import MemjaxError
+
+DEFAULT_DATASET = "digits"
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A classification dataset held in memory.
+
+  Attributes:
+    name: a short name, used in run directories and reports.
+    x_train: [N, *feature_shape] float32, standardised.
+    y_train: [N] int32 in [0, num_classes).
+    x_test: [N_test, *feature_shape] float32, standardised with the training statistics.
+    y_test: [N_test] int32.
+    num_classes: number of classes C.
+    class_names: C names, or None.
+    raw_train: [N, *feature_shape] the training features before standardisation, for showing
+      images in reports (uint8 or float).
+  """
+
+  name: str
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  num_classes: int
+  class_names: tuple[str, ...] | None = None
+  raw_train: np.ndarray | None = None
+
+  @property
+  def feature_shape(self) -> tuple[int, ...]:
+    return tuple(self.x_train.shape[1:])
+
+  @property
+  def is_image(self) -> bool:
+    """True for [H, W, C] features (CNNs and image augmentations apply)."""
+    return self.x_train.ndim == 4
+
+  @property
+  def num_train(self) -> int:
+    return int(self.x_train.shape[0])
+
+  @property
+  def num_test(self) -> int:
+    return int(self.x_test.shape[0])
+
+  def describe(self) -> dict[str, Any]:
+    """A JSON-friendly description (no arrays)."""
+    return {
+        "name": self.name,
+        "num_train": self.num_train,
+        "num_test": self.num_test,
+        "feature_shape": list(self.feature_shape),
+        "num_classes": self.num_classes,
+        "class_names": list(self.class_names) if self.class_names else None,
+    }
+
+
+def load(spec: Any = DEFAULT_DATASET, **kwargs) -> Dataset:
+  """Loads a dataset from a spec string (see the module docstring) or passes a Dataset through.
+
+  Args:
+    spec: ``"digits"``, ``"npz:PATH"``, ``"PATH.npz"``, ``"tfds:NAME[:SPLITS]"``, a
+      :class:`Dataset`, or a tuple ``(x_train, y_train, x_test, y_test)`` of arrays.
+    **kwargs: passed to the loader (e.g. ``data_dir=`` for TFDS, ``standardize=False``).
+
+  Returns:
+    A validated :class:`Dataset`.
+
+  >>> data = load("digits")
+  >>> data.x_train.shape, data.num_classes
+  ((1437, 8, 8, 1), 10)
+  """
+  if isinstance(spec, Dataset):
+    return spec
+  if isinstance(spec, (tuple, list)) and len(spec) == 4:
+    return from_arrays(*spec, **kwargs)
+  if not isinstance(spec, (str, os.PathLike)):
+    raise MemjaxError(
+        f"Cannot load a dataset from {type(spec).__name__}. Pass a spec string such as 'digits', "
+        "'npz:data.npz' or 'tfds:cifar10', a memjax.Dataset, or a tuple "
+        "(x_train, y_train, x_test, y_test) of arrays.")
+  spec = os.fspath(spec)
+  if spec == "digits":
+    return load_digits(**kwargs)
+  if spec.startswith("npz:"):
+    return load_npz(spec[len("npz:"):], **kwargs)
+  if spec.endswith(".npz"):
+    return load_npz(spec, **kwargs)
+  if spec.startswith("tfds:"):
+    name, _, splits = spec[len("tfds:"):].partition(":")
+    train_split, _, test_split = splits.partition(",")
+    return load_tfds(name, train_split=train_split or "train",
+                     test_split=test_split or "test", **kwargs)
+  raise MemjaxError(
+      f"Unknown dataset spec {spec!r}. Use 'digits' (embedded, offline), 'npz:PATH' or a path "
+      "ending in .npz, or 'tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]'.")
+
+
+def load_digits(standardize: bool = True, test_size: int = 360) -> Dataset:
+  """scikit-learn's 8x8 digits as [N, 8, 8, 1] images, fixed stratified split (offline).
+
+  Returns:
+    Dataset with 1,437 training and 360 test examples, 10 classes.
+  """
+  from sklearn import datasets as sk_datasets
+  from sklearn import model_selection
+
+  digits = sk_datasets.load_digits()
+  images = digits.images.astype(np.float32)[..., None]  # [1797, 8, 8, 1], values 0..16
+  x_train, x_test, y_train, y_test = model_selection.train_test_split(
+      images, digits.target, test_size=test_size, stratify=digits.target, random_state=0)
+  return from_arrays(x_train, y_train, x_test, y_test, name="digits", num_classes=10,
+                     class_names=[str(c) for c in range(10)], standardize=standardize,
+                     raw_scale=16.0)
+
+
+def load_npz(path: str, standardize: bool = True) -> Dataset:
+  """Loads ``x_train, y_train, x_test, y_test`` (and optional ``class_names``) from a .npz file."""
+  path = os.path.expanduser(path)
+  if not os.path.exists(path):
+    raise MemjaxError(f"Dataset file {path!r} does not exist. Check the path, or use "
+                      "'digits' for the embedded default dataset.")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+  except (ValueError, OSError) as e:
+    raise MemjaxError(f"Could not read {path!r} as a .npz file ({e}). Save it with "
+                      "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...).") from e
+  required = ("x_train", "y_train", "x_test", "y_test")
+  missing = [k for k in required if k not in arrays]
+  if missing:
+    raise MemjaxError(
+        f"{path!r} is missing the array(s) {', '.join(missing)} (it has: "
+        f"{', '.join(sorted(arrays)) or 'nothing'}). Save it with np.savez(path, x_train=..., "
+        "y_train=..., x_test=..., y_test=...).")
+  class_names = arrays.get("class_names")
+  name = os.path.splitext(os.path.basename(path))[0]
+  return from_arrays(*(arrays[k] for k in required), name=name,
+                     class_names=None if class_names is None else [str(c) for c in class_names],
+                     standardize=standardize)
+
+
+def load_tfds(name: str, train_split: str = "train", test_split: str = "test",
+              data_dir: str | None = None, standardize: bool = True) -> Dataset:
+  """Reads a prepared TFDS image-classification dataset with ``tfds.data_source``.
+
+  Nothing is downloaded: the dataset must already be prepared in ``data_dir`` (default: the TFDS
+  default, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). TensorFlow is not imported.
+
+  Args:
+    name: TFDS name, e.g. ``"cifar10"`` (a version may follow: ``"cifar10:3.0.2"`` is not a
+      split; write ``"cifar10/3.0.2"`` as TFDS does).
+    train_split, test_split: TFDS split specs, slicing allowed (``"train[:5000]"``).
+    data_dir: where the prepared dataset lives.
+  """
+  import tensorflow_datasets as tfds
+
+  if not name:
+    raise MemjaxError("Empty TFDS name. Use e.g. 'tfds:cifar10' or 'tfds:mnist:train[:5000]'.")
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # DatasetNotFoundError and friends
+    raise MemjaxError(f"TFDS does not know the dataset {name!r} ({e}). Check the name against "
+                      "`tfds.list_builders()`.") from e
+  features = builder.info.features
+  image_key, label_key = _supervised_keys(builder.info)
+  num_classes = features[label_key].num_classes
+  class_names = getattr(features[label_key], "names", None)
+
+  def read(split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+      source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as e:
+      if not builder.is_prepared():
+        raise MemjaxError(
+            f"TFDS dataset {name!r} is not downloaded/prepared in {builder.data_dir!r}, and "
+            "memjax never downloads at run time. On a machine with internet run `python -c "
+            f"\"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare("
+            "file_format='array_record')\"`, copy the data directory here, and pass data_dir= "
+            "(or set TFDS_DATA_DIR).") from e
+      raise MemjaxError(f"Could not open split {split!r} of TFDS dataset {name!r} ({e}). "
+                        "Check the split name and slicing, e.g. 'train[:10%]'.") from e
+    if len(source) == 0:
+      raise MemjaxError(f"Split {split!r} of TFDS dataset {name!r} is empty. Widen the slice.")
+    try:  # batched reads where the source supports them (array_record does)
+      records = source.__getitems__(list(range(len(source))))
+    except TypeError:  # e.g. tfds.testing.mock_data sources
+      records = [source[i] for i in range(len(source))]
+    xs = np.stack([np.asarray(r[image_key]) for r in records])
+    ys = np.asarray([r[label_key] for r in records])
+    return xs, ys
+
+  x_train, y_train = read(train_split)
+  x_test, y_test = read(test_split)
+  return from_arrays(x_train, y_train, x_test, y_test, name=name.replace("/", "-"),
+                     num_classes=num_classes, class_names=class_names, standardize=standardize)
+
+
+def _supervised_keys(info) -> tuple[str, str]:
+  if info.supervised_keys and len(info.supervised_keys) == 2:
+    image_key, label_key = info.supervised_keys
+    if isinstance(image_key, str) and isinstance(label_key, str):
+      return image_key, label_key
+  keys = info.features.keys()
+  if "image" in keys and "label" in keys:
+    return "image", "label"
+  raise MemjaxError(f"TFDS dataset {info.name!r} has no (image, label) supervised keys; memjax "
+                    "reads image-classification datasets only.")
+
+
+def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "arrays",
+                num_classes: int | None = None, class_names=None, standardize: bool = True,
+                raw_scale: float | None = None) -> Dataset:
+  """Builds a validated :class:`Dataset` from numpy (or jax) arrays.
+
+  Args:
+    x_train: [N, D] vectors or [N, H, W] / [N, H, W, C] images; uint8 images are scaled to [0, 1].
+    y_train: [N] integer labels in [0, num_classes).
+    x_test: [N_test, ...] with the same feature shape. y_test: [N_test].
+    num_classes: defaults to max label + 1 over both splits.
+    standardize: subtract the training mean and divide by the training std (per channel for
+      images, per feature for vectors; constant features are left at 0).
+    raw_scale: divide the kept raw copy by this for display (images are shown in [0, 1]).
+  """
+  x_train, x_test = np.asarray(x_train), np.asarray(x_test)
+  y_train = _validate_labels(np.asarray(y_train), "y_train")
+  y_test = _validate_labels(np.asarray(y_test), "y_test")
+  for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+    if x.shape[0] == 0:
+      raise MemjaxError(f"The {split} split is empty (x_{split} has shape {x.shape}). Provide "
+                        "at least one example in each split.")
+    if x.shape[0] != y.shape[0]:
+      raise MemjaxError(f"x_{split} has {x.shape[0]} examples but y_{split} has {y.shape[0]} "
+                        "labels. They must have the same length.")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+      raise MemjaxError(f"x_{split} has dtype {x.dtype}; features must be numeric.")
+    if x.ndim < 2:
+      raise MemjaxError(f"x_{split} has shape {x.shape}; expected [N, features...]. Reshape "
+                        "1-D features to [N, 1].")
+  if x_train.shape[1:] != x_test.shape[1:]:
+    raise MemjaxError(f"Train features have shape {x_train.shape[1:]} but test features "
+                      f"{x_test.shape[1:]}; both splits must share one feature shape.")
+  if x_train.ndim == 3:  # [N, H, W] grey images: add a channel axis.
+    x_train, x_test = x_train[..., None], x_test[..., None]
+  if x_train.ndim > 4:
+    raise MemjaxError(f"Features of shape {x_train.shape[1:]} are not supported; use [D] "
+                      "vectors or [H, W(, C)] images.")
+  is_uint8 = x_train.dtype == np.uint8
+  raw_train = x_train
+  x_train = x_train.astype(np.float32) / (255.0 if is_uint8 else 1.0)
+  x_test = x_test.astype(np.float32) / (255.0 if is_uint8 else 1.0)
+  for x, split in ((x_train, "train"), (x_test, "test")):
+    bad = ~np.isfinite(x)
+    if bad.any():
+      first = np.argwhere(bad.reshape(x.shape[0], -1).any(axis=1))[0, 0]
+      raise MemjaxError(f"x_{split} contains {int(bad.sum())} NaN/inf value(s) (first in example "
+                        f"{first}). Remove or impute them before training.")
+  inferred = int(max(y_train.max(), y_test.max())) + 1
+  if num_classes is None:
+    num_classes = inferred
+  elif inferred > num_classes:
+    raise MemjaxError(f"Labels go up to {inferred - 1} but num_classes={num_classes}. Labels "
+                      "must lie in [0, num_classes).")
+  if num_classes < 2:
+    raise MemjaxError(f"Only {num_classes} class found; classification needs at least 2.")
+  if class_names is not None and len(class_names) != num_classes:
+    raise MemjaxError(f"{len(class_names)} class names for {num_classes} classes.")
+  if standardize:
+    axes = tuple(range(x_train.ndim - 1)) if x_train.ndim == 4 else (0,)
+    mean = x_train.mean(axis=axes, keepdims=True)
+    std = x_train.std(axis=axes, keepdims=True)
+    std = np.where(std > 1e-8, std, 1.0)
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+  if raw_scale is not None:
+    raw_train = raw_train / raw_scale
+  return Dataset(name=name, x_train=np.ascontiguousarray(x_train, np.float32),
+                 y_train=y_train, x_test=np.ascontiguousarray(x_test, np.float32),
+                 y_test=y_test, num_classes=int(num_classes),
+                 class_names=tuple(class_names) if class_names is not None else None,
+                 raw_train=raw_train)
+
+
+def _validate_labels(y: np.ndarray, what: str) -> np.ndarray:
+  if y.ndim != 1:
+    raise MemjaxError(f"{what} has shape {y.shape}; labels must be a 1-D array of class "
+                      "indices (convert one-hot labels with y.argmax(-1)).")
+  if y.size and not np.issubdtype(y.dtype, np.integer):
+    if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+      y = y.astype(np.int64)
+    else:
+      raise MemjaxError(f"{what} has dtype {y.dtype} with non-integer values; labels must be "
+                        "integer class indices 0..C-1 (map string labels with np.unique(y, "
+                        "return_inverse=True)).")
+  if y.size and y.min() < 0:
+    raise MemjaxError(f"{what} contains the negative label {int(y.min())}; labels must be class "
+                      "indices 0..C-1.")
+  return y.astype(np.int32)

@@ -1,0 +1,400 @@
+"""The compiled leave-out training program: many models, one XLA program per chunk of models.
+
+Structure of one training epoch for a chunk of ``m`` models (one ``jax.jit``, buffers donated)::
+
+    for each model (jax.vmap):  order = its IN examples in a fresh random order, wrapped to S*B
+    lax.scan over S steps:
+        jax.vmap over models: gather the model's own minibatch [B] from the device-resident
+        training set, augment it on device, SGD step (optax) on its own params/BatchNorm stats
+
+Minibatches are **per-model samples**: model m draws batches only from its own IN examples, so
+every model runs genuine epoch-wise SGD on its subset, exactly what one model trained alone would
+do, with S = ceil(max_m n_in(m) / B) steps per epoch for every model (a model with fewer IN
+examples wraps around its own permutation). The alternative, one shared minibatch drawn from all N
+examples with the loss weighted by each model's keep mask, turns the first layer into one big
+matmul but gives each model a random effective batch size (Binomial(B, r)) and wastes (1-r) of
+the forward/backward work on masked examples; measured on the digits MLP it was no faster on
+CPU (``shared/notes/cpu-baselines.md``: 305 vs 307 model-epochs/s at M=64), so memjax samples per
+model.
+
+The model axis is sharded over every device with a 1-D ``Mesh`` named ``"models"``: training
+state and keep masks carry ``NamedSharding(mesh, P("models"))``, the data is replicated, and XLA
+partitions the vmapped program so each device trains its own slice of models without
+communication.
+
+Evaluation runs in inference mode (BatchNorm running averages) on every training and test
+example, with ``lax.map`` over blocks of examples and ``vmap`` over models, and reduces at once to
+per-model per-example arrays (see :mod:`memjax.records`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from memjax import models as models_lib
+from memjax.config import TrainConfig, query_transforms
+from memjax.data import Dataset
+from memjax.errors import MemjaxError
+
+MODEL_AXIS = "models"
+State = dict[str, Any]  # {"params", "batch_stats", "opt_state"}, every leaf [m, ...]
+
+
+def lira_statistic(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """log p_y - log sum_{j != y} p_j from logits, stable for any margin.
+
+  Args:
+    logits: [..., C].
+    labels: [...] int.
+
+  Returns:
+    [...] float32, equal to l_y - logsumexp_{j != y} l_j.
+  """
+  logits = logits.astype(jnp.float32)
+  is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=bool)
+  true_logit = jnp.sum(jnp.where(is_label, logits, 0.0), axis=-1)
+  others = jax.nn.logsumexp(jnp.where(is_label, -jnp.inf, logits), axis=-1)
+  return true_logit - others
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFns:
+  """A model split into pure functions (flax NNX graphdef + state pytrees).
+
+  Attributes:
+    init: key -> (params, batch_stats) of one model.
+    apply: (params, batch_stats, x [B, ...], train) -> (logits [B, C], new batch_stats).
+    num_params: trainable scalars per model.
+  """
+
+  init: Callable
+  apply: Callable
+  num_params: int
+
+
+def model_fns(config: TrainConfig, data: Dataset) -> ModelFns:
+  """Splits the configured NNX model into pure init/apply functions."""
+
+  def make(key):
+    return models_lib.build(config.model, data.feature_shape, data.num_classes,
+                            nnx.Rngs(params=key), **config.model_kwargs)
+
+  abstract = nnx.eval_shape(lambda: make(jax.random.key(0)))
+  graphdef, abstract_params, _ = nnx.split(abstract, nnx.Param, ...)
+
+  def init(key):
+    _, params, batch_stats = nnx.split(make(key), nnx.Param, ...)
+    return params, batch_stats
+
+  def apply(params, batch_stats, x, train: bool):
+    # Rebuild the Variable objects inside the current trace (grad/vmap/scan), so BatchNorm may
+    # update its statistics here: NNX refuses to mutate Variables made at another trace level.
+    params, batch_stats = jax.tree.map(lambda a: a, (params, batch_stats))
+    model = nnx.merge(graphdef, params, batch_stats)
+    logits = model(x, train=train)
+    return logits, nnx.state(model, nnx.Not(nnx.Param))
+
+  return ModelFns(init=init, apply=apply, num_params=models_lib.count_params(abstract_params))
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+  """SGD with (Nesterov) momentum, L2 weight decay and the configured learning-rate schedule."""
+  total = config.epochs * steps_per_epoch
+  warmup = int(round(config.warmup_fraction * total))
+  peak = config.learning_rate
+  if config.schedule == "constant":
+    schedule = optax.constant_schedule(peak)
+  elif config.schedule == "cosine":
+    schedule = optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup, 1), max(total, 2))
+  else:  # triangular / one-cycle: linear up to the peak, linear down to 0.
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(peak / 25 if warmup else peak, peak, max(warmup, 1)),
+         optax.linear_schedule(peak, 0.0, max(total - warmup, 1))], [warmup])
+  return optax.chain(
+      optax.add_decayed_weights(config.weight_decay),
+      optax.sgd(schedule, momentum=config.momentum or None, nesterov=config.nesterov))
+
+
+def augment(key: jax.Array, x: jax.Array, config: TrainConfig) -> jax.Array:
+  """Random horizontal flip and/or translation (zero fill) of images, on device.
+
+  Args:
+    key: PRNG key.
+    x: [B, H, W, C] images (vectors pass through unchanged).
+
+  Returns:
+    [B, H, W, C] augmented images; each example gets its own flip and shift.
+  """
+  if config.augment == "none" or x.ndim != 4:
+    return x
+  flip_key, shift_key = jax.random.split(key)
+  if "flip" in config.augment:
+    flip = jax.random.bernoulli(flip_key, 0.5, (x.shape[0], 1, 1, 1))
+    x = jnp.where(flip, x[:, :, ::-1], x)
+  if "translate" in config.augment and config.translate > 0:
+    t = config.translate
+    b, h, w, c = x.shape
+    padded = jnp.pad(x, ((0, 0), (t, t), (t, t), (0, 0)))
+    offsets = jax.random.randint(shift_key, (b, 2), 0, 2 * t + 1)
+    x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c)))(
+        padded, offsets)
+  return x
+
+
+def query(x: jax.Array, transform: tuple[bool, int, int]) -> jax.Array:
+  """Applies one deterministic query augmentation (flip, shift_y, shift_x) to [B, H, W, C]."""
+  flip, dy, dx = transform
+  if x.ndim != 4:
+    return x
+  if flip:
+    x = x[:, :, ::-1]
+  if dy or dx:
+    h, w = x.shape[1:3]
+    t = max(abs(dy), abs(dx))
+    padded = jnp.pad(x, ((0, 0), (t, t), (t, t), (0, 0)))
+    x = padded[:, t - dy:t - dy + h, t - dx:t - dx + w]
+  return x
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D mesh over all (or the given) devices with the axis ``"models"``."""
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), (MODEL_AXIS,))
+
+
+class Engine:
+  """Compiled programs to train and evaluate chunks of ``chunk_size`` models.
+
+  Args:
+    data: the dataset (moved to device once, replicated).
+    config: the training configuration.
+    steps_per_epoch: S, optimizer steps per epoch for every model.
+    chunk_size: models per chunk, a multiple of the mesh size.
+    mesh: device mesh with axis ``"models"`` (default: all devices).
+    eval_block: examples per evaluation block (default: from the memory budget).
+  """
+
+  def __init__(self, data: Dataset, config: TrainConfig, steps_per_epoch: int,
+               chunk_size: int, mesh: Mesh | None = None, eval_block: int | None = None):
+    self.config = config
+    self.mesh = make_mesh() if mesh is None else mesh
+    if chunk_size % self.mesh.size:
+      raise MemjaxError(f"chunk_size={chunk_size} is not a multiple of the {self.mesh.size} "
+                        "devices the model axis is sharded over; use a multiple.")
+    self.chunk_size = chunk_size
+    self.steps_per_epoch = steps_per_epoch
+    self.fns = model_fns(config, data)
+    self.optimizer = make_optimizer(config, steps_per_epoch)
+    self.queries = tuple(query_transforms(config)[:config.query_augmentations])
+    self.base_key = jax.random.key(config.seed)
+    self.model_sharding = NamedSharding(self.mesh, P(MODEL_AXIS))
+    replicated = NamedSharding(self.mesh, P())
+    self.x_train = jax.device_put(data.x_train, replicated)
+    self.y_train = jax.device_put(data.y_train, replicated)
+    self.eval_block = eval_block or default_eval_block(self.fns, data, chunk_size // self.mesh.size)
+    self.eval_sets = {
+        split: tuple(jax.device_put(a, replicated) for a in _pad_blocks(x, y, self.eval_block))
+        for split, x, y in (("train", data.x_train, data.y_train),
+                            ("test", data.x_test, data.y_test))}
+    self.num_examples = {"train": data.num_train, "test": data.num_test}
+    self.init_chunk = jax.jit(jax.vmap(self._init_one), out_shardings=self.model_sharding)
+    self.train_epoch = jax.jit(self._train_epoch, donate_argnums=(0,))
+    self.evaluate_block = jax.jit(self._evaluate, static_argnames=("with_queries",))
+    self._compiled_epoch = None
+    self.compile_seconds = 0.0
+
+  # ---- per model ----------------------------------------------------------------------------
+  def _model_key(self, model_id):
+    return jax.random.fold_in(self.base_key, model_id)
+
+  def _init_one(self, model_id) -> State:
+    params, batch_stats = self.fns.init(jax.random.fold_in(self._model_key(model_id), 0))
+    return {"params": params, "batch_stats": batch_stats,
+            "opt_state": self.optimizer.init(params)}
+
+  def _sgd_step(self, state: State, x, y, key) -> tuple[State, jax.Array]:
+    x = augment(key, x, self.config)
+
+    def loss_fn(params):
+      logits, batch_stats = self.fns.apply(params, state["batch_stats"], x, True)
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+      return loss, batch_stats
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    return {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}, loss
+
+  def _epoch_order(self, model_id, keep_row, epoch):
+    """[S, B] indices of the model's IN examples in a fresh random order (wrapping around)."""
+    key = jax.random.fold_in(jax.random.fold_in(self._model_key(model_id), 1), epoch)
+    order_key, augment_key = jax.random.split(key)
+    noise = jax.random.uniform(order_key, keep_row.shape)
+    permutation = jnp.argsort(jnp.where(keep_row, noise, noise + 2.0))  # IN examples first
+    num_in = jnp.maximum(keep_row.sum(), 1)
+    positions = jnp.arange(self.steps_per_epoch * self.config.batch_size) % num_in
+    return permutation[positions].reshape(self.steps_per_epoch, -1), augment_key
+
+  # ---- compiled programs ---------------------------------------------------------------------
+  def _train_epoch(self, state: State, model_ids, keep, epoch, x_train, y_train):
+    """One epoch for a chunk. model_ids [m] int, keep [m, N] bool -> (state, last loss [m])."""
+    order, augment_keys = jax.vmap(self._epoch_order, in_axes=(0, 0, None))(model_ids, keep,
+                                                                           epoch)
+
+    def step(state, inputs):
+      step_index, batch_index = inputs  # batch_index [m, B]
+      keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(augment_keys, step_index)
+      return jax.vmap(self._sgd_step)(state, x_train[batch_index], y_train[batch_index], keys)
+
+    steps = jnp.arange(self.steps_per_epoch)
+    state, losses = jax.lax.scan(step, state, (steps, jnp.swapaxes(order, 0, 1)))
+    return state, losses[-1]
+
+  def _evaluate(self, state: State, xs, ys, with_queries: bool):
+    """Per-model outputs on blocks xs [nb, E, ...], ys [nb, E] -> arrays [m, nb*E(, A)]."""
+
+    def block(inputs):
+      x, y = inputs
+
+      def one_model(params, batch_stats):
+        logits, _ = self.fns.apply(params, batch_stats, x, False)
+        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
+        true_log_prob = jnp.take_along_axis(log_probs, y[:, None], axis=-1)[:, 0]
+        out = {"correct": jnp.argmax(logits, -1) == y,
+               "prob": jnp.exp(true_log_prob).astype(jnp.float16),
+               "loss": (-true_log_prob).astype(jnp.float16)}
+        if with_queries:
+          stats = [lira_statistic(logits, y)]
+          for transform in self.queries[1:]:
+            query_logits, _ = self.fns.apply(params, batch_stats, query(x, transform), False)
+            stats.append(lira_statistic(query_logits, y))
+          out["lira"] = jnp.stack(stats, axis=-1)
+        return out
+
+      return jax.vmap(one_model)(state["params"], state["batch_stats"])
+
+    out = jax.lax.map(block, (xs, ys))  # each [nb, m, E, ...]
+    return {k: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], -1, *v.shape[3:])
+            for k, v in out.items()}
+
+  # ---- host-side helpers ---------------------------------------------------------------------
+  def compiled_train_epoch(self, state: State, model_ids, keep):
+    """The epoch program compiled ahead of time (once per engine; compile time is recorded).
+
+    Call it as ``f(state, model_ids, keep, np.int32(epoch), engine.x_train, engine.y_train)``.
+    """
+    if self._compiled_epoch is None:
+      t0 = time.perf_counter()
+      self._compiled_epoch = self.train_epoch.lower(
+          state, model_ids, keep, np.int32(0), self.x_train, self.y_train).compile()
+      self.compile_seconds += time.perf_counter() - t0
+    return self._compiled_epoch
+
+  def shard(self, array) -> jax.Array:
+    """Places a [m, ...] host array with the model axis sharded over the mesh."""
+    return jax.device_put(array, self.model_sharding)
+
+  def evaluate(self, state: State, split: str, with_queries: bool) -> dict[str, np.ndarray]:
+    """Evaluates a chunk on a split; returns host arrays [m, N_split(, A)]."""
+    xs, ys = self.eval_sets[split]
+    out = self.evaluate_block(state, xs, ys, with_queries=with_queries)
+    n = self.num_examples[split]
+    return {k: np.asarray(v)[:, :n] for k, v in out.items()}
+
+
+def steps_per_epoch(keep: np.ndarray, batch_size: int) -> int:
+  """S = ceil(max_m n_in(m) / B): every model sees each of its examples at least once."""
+  return max(1, math.ceil(int(keep.sum(axis=1).max()) / batch_size))
+
+
+def _pad_blocks(x: np.ndarray, y: np.ndarray, block: int):
+  n = x.shape[0]
+  blocks = math.ceil(n / block)
+  pad = blocks * block - n
+  x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+  y = np.concatenate([y, np.zeros((pad,), y.dtype)]) if pad else y
+  return x.reshape(blocks, block, *x.shape[1:]), y.reshape(blocks, block)
+
+
+def activation_bytes(fns: ModelFns, data: Dataset, batch: int, train: bool) -> int:
+  """Bytes of all intermediate values of one model's forward (+backward) pass on a batch.
+
+  An upper bound on what XLA keeps live (it reuses buffers), read off the jaxpr without running
+  or compiling anything.
+  """
+  params, batch_stats = jax.eval_shape(fns.init, jax.random.key(0))
+  x = jax.ShapeDtypeStruct((batch, *data.feature_shape), jnp.float32)
+  y = jax.ShapeDtypeStruct((batch,), jnp.int32)
+
+  def loss(p, bs, x, y):
+    logits, _ = fns.apply(p, bs, x, train)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  f = jax.grad(loss) if train else loss
+  jaxpr = jax.make_jaxpr(f)(params, batch_stats, x, y)
+  return _jaxpr_bytes(jaxpr.jaxpr)
+
+
+def _jaxpr_bytes(jaxpr) -> int:
+  total = 0
+  for eqn in jaxpr.eqns:
+    for var in eqn.outvars:
+      aval = getattr(var, "aval", None)
+      if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+        total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
+    for sub in _sub_jaxprs(eqn.params):
+      total += _jaxpr_bytes(sub)
+  return total
+
+
+def _sub_jaxprs(params: dict):
+  """Jaxprs nested in an equation's params (pjit, custom_jvp, scan, cond branches)."""
+  for value in params.values():
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+      if hasattr(item, "eqns"):
+        yield item
+      elif hasattr(getattr(item, "jaxpr", None), "eqns"):
+        yield item.jaxpr
+
+
+def bytes_per_model(fns: ModelFns, data: Dataset, config: TrainConfig) -> int:
+  """Estimated device bytes one model needs while training: params, gradients, momentum,
+  the update's temporaries (5 copies of the parameters) and the step's activations."""
+  return 4 * 5 * fns.num_params + activation_bytes(fns, data, config.batch_size, train=True)
+
+
+def default_memory_budget() -> int:
+  """Half the device memory on accelerators; a quarter of physical RAM on CPU."""
+  device = jax.devices()[0]
+  try:
+    stats = device.memory_stats() or {}
+  except Exception:  # CPU devices may not implement it
+    stats = {}
+  if "bytes_limit" in stats:
+    return int(stats["bytes_limit"] * 0.5)
+  try:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.25)
+  except (ValueError, OSError, AttributeError):
+    return 4 << 30
+
+
+def default_eval_block(fns: ModelFns, data: Dataset, models_per_device: int,
+                       budget: int | None = None) -> int:
+  """Examples per evaluation block so that models_per_device forward passes fit 1/4 budget."""
+  budget = default_memory_budget() if budget is None else budget
+  per_example = max(1, activation_bytes(fns, data, 1, train=False))
+  block = budget // 4 // (per_example * max(models_per_device, 1))
+  block = int(min(1024, max(16, block)))
+  return min(block, max(data.num_train, data.num_test))

@@ -1,0 +1,449 @@
+"""``memjax.train``: design, chunks, the epoch loop, progress, checkpoints, records.
+
+A run trains ``num_models`` models in chunks of ``chunk_size`` (one compiled program trains a
+whole chunk; chunks run one after another). Every model's randomness (initialisation, data
+order, augmentation) depends only on ``(seed, model index)``, so the records do not depend on the
+chunking, the number of devices, or on interruptions.
+
+With a run directory, records are memory-mapped files there, written as each evaluation
+finishes; training state is checkpointed with orbax every ``checkpoint_seconds`` (at the end of
+an epoch; atomic, the last two kept), and ``progress.json`` lists the finished chunks. A killed run resumes with
+``memjax.train(..., directory=DIR, resume=True)`` (``memjax run --resume DIR``): finished chunks
+are never recomputed and the rest continues from its last checkpoint, giving records identical
+to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from memjax import design as design_lib
+from memjax import engine as engine_lib
+from memjax.config import TrainConfig
+from memjax.data import Dataset, load
+from memjax.errors import MemjaxError
+from memjax.records import Records
+
+RUN_FORMAT = "memjax.run/1"
+
+
+@dataclasses.dataclass
+class Run:
+  """A finished (or loaded) run.
+
+  Attributes:
+    config: the training configuration.
+    data: the dataset it was trained on.
+    design: the keep-mask design.
+    records: per model/example arrays (see :mod:`memjax.records`).
+    info: run metadata: timings, versions, devices, chunking, parameter count.
+    directory: where it is saved, or None for an in-memory run.
+  """
+
+  config: TrainConfig
+  data: Dataset
+  design: design_lib.Design
+  records: Records
+  info: dict[str, Any]
+  directory: str | None = None
+
+  @property
+  def keep(self) -> np.ndarray:
+    """[M, N] bool keep mask."""
+    return np.asarray(self.records.keep)
+
+  @property
+  def correct(self) -> np.ndarray:
+    """[M, N] bool, correctness on training examples after the last epoch."""
+    return self.records.correct
+
+  @property
+  def test_correct(self) -> np.ndarray:
+    """[M, N_test] bool, correctness on test examples after the last epoch."""
+    return self.records.test_correct_final
+
+  @property
+  def groups(self) -> np.ndarray:
+    """[M] int32 subset-ratio group of each model."""
+    return np.asarray(self.records.groups)
+
+  def scores(self) -> dict[str, np.ndarray]:
+    """Per-example score table (columns of ``scores.csv``), see :func:`memjax.scores.table`."""
+    from memjax import scores
+    return scores.table(self.records)
+
+  def summary(self, top: int = 10) -> str:
+    """A short text summary: accuracies, memorized count, most memorized examples."""
+    from memjax import scores
+    return scores.summary(self, top=top)
+
+  @classmethod
+  def load(cls, directory: str, data: Dataset | None = None) -> "Run":
+    """Opens a run directory written by :func:`train` (records memory-mapped)."""
+    info = _read_json(os.path.join(directory, "run.json"), "run.json", directory)
+    config = TrainConfig.from_dict(info["config"])
+    data = load(info["data_spec"]) if data is None else data
+    records = Records.load(os.path.join(directory, "records"))
+    design = design_lib.Design(
+        keep=np.asarray(records.keep), groups=np.asarray(records.groups),
+        ratios=tuple(info["design"]["ratios"]), kind=info["design"]["kind"],
+        seed=info["design"]["seed"], block_starts=tuple(info["design"]["block_starts"]))
+    return cls(config=config, data=data, design=design, records=records, info=info,
+               directory=directory)
+
+
+def train(data: Any = "digits", model: str | None = None, models: int | None = None,
+          epochs: int | None = None, keep_ratio: float | None = None, seed: int | None = None,
+          *, config: TrainConfig | None = None, directory: str | None = None,
+          resume: bool = False, progress: bool = True, mesh=None, keep=None,
+          **overrides) -> Run:
+  """Trains ``models`` models, each on its own random subset, in one compiled program per chunk.
+
+  Args:
+    data: a dataset spec (``"digits"``, ``"npz:PATH"``, ``"tfds:NAME"``), a Dataset or arrays.
+    model, models, epochs, keep_ratio, seed: shortcuts for the TrainConfig fields ``model``,
+      ``num_models``, ``epochs``, ``keep_ratio``, ``seed``.
+    config: a full :class:`TrainConfig` (the shortcuts and ``overrides`` replace its fields).
+    directory: save the run there (records, checkpoints, run.json); it must not exist unless
+      ``resume``.
+    resume: continue the run in ``directory``; a larger ``models`` grows it.
+    progress: show a progress bar.
+    mesh: a ``jax.sharding.Mesh`` with axis "models" (default: all devices).
+    keep: optional [M, N] bool keep mask of your own (e.g. leave-one-out designs); replaces the
+      configured design, and M = keep.shape[0].
+    **overrides: any other TrainConfig field, e.g. ``batch_size=256, augment="flip_translate"``.
+
+  Returns:
+    A :class:`Run`; ``run.correct`` [M, N], ``run.keep`` [M, N], ``run.records`` ...
+
+  >>> run = train("digits", model="logreg", models=8, epochs=2, progress=False)
+  >>> run.correct.shape
+  (8, 1437)
+  """
+  shortcuts = {"model": model, "num_models": models, "epochs": epochs,
+               "keep_ratio": keep_ratio, "seed": seed}
+  changes = {k: v for k, v in shortcuts.items() if v is not None} | overrides
+  data_spec = data if isinstance(data, str) else None
+  dataset = load(data)
+  if resume:
+    if directory is None:
+      raise MemjaxError("resume=True needs the run directory to resume.")
+    return _resume(directory, dataset, changes, progress=progress, mesh=mesh)
+  config = (config or TrainConfig()).replace(**changes) if changes or config else TrainConfig()
+  if directory is not None and os.path.exists(directory):
+    raise MemjaxError(f"Run directory {directory!r} already exists; memjax never overwrites a "
+                      "run. Resume it (memjax run --resume DIR), or choose a new directory.")
+  if keep is not None:
+    design = design_lib.custom(keep, dataset.num_train, config.seed)
+    config = config.replace(num_models=design.num_models)
+  else:
+    design = design_lib.make(config.design, config.num_models, dataset.num_train,
+                             config.ratios, config.seed)
+  info = _new_info(config, dataset, data_spec, design)
+  return _execute(config, dataset, design, info, directory, progress=progress, mesh=mesh)
+
+
+def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, mesh) -> Run:
+  info = _read_json(os.path.join(directory, "run.json"), "run.json", directory)
+  config = TrainConfig.from_dict(info["config"])
+  allowed = {"num_models", "chunk_size", "memory_budget", "checkpoint_seconds"}
+  conflicting = {k: v for k, v in changes.items()
+                 if k not in allowed and getattr(config, k) != v}
+  if conflicting:
+    raise MemjaxError(f"Cannot change {sorted(conflicting)} when resuming {directory!r}: the "
+                      "models must all be trained the same way. Only the number of models may "
+                      "grow; start a new run for other settings.")
+  config = config.replace(**{k: v for k, v in changes.items() if k in allowed})
+  if dataset.num_train != info["data"]["num_train"]:
+    raise MemjaxError(f"The run in {directory!r} was trained on {info['data']['num_train']} "
+                      f"examples but this dataset has {dataset.num_train}; pass the same data.")
+  records = Records.load(os.path.join(directory, "records"))
+  design = design_lib.Design(
+      keep=np.array(records.keep), groups=np.array(records.groups),
+      ratios=tuple(info["design"]["ratios"]), kind=info["design"]["kind"],
+      seed=info["design"]["seed"], block_starts=tuple(info["design"]["block_starts"]))
+  if config.num_models < design.num_models:
+    raise MemjaxError(f"The run has {design.num_models} models; --models {config.num_models} "
+                      "would shrink it. Ask for at least as many.")
+  if config.num_models > design.num_models:
+    info["grown_from"] = info.get("grown_from", []) + [design.num_models]
+    design = design_lib.extend(design, config.num_models)
+  info["config"] = config.to_dict()
+  info["design"] = design.describe()
+  return _execute(config, dataset, design, info, directory, progress=progress, mesh=mesh,
+                  old_records=records)
+
+
+def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, info: dict,
+             directory: str | None, *, progress: bool, mesh, old_records: Records | None = None
+             ) -> Run:
+  t_start = time.perf_counter()
+  mesh = engine_lib.make_mesh() if mesh is None else mesh
+  keep = design.keep
+  num_models = design.num_models
+  # Steps per epoch are fixed by the first block so growing a run trains new models identically.
+  first_block_end = design.block_starts[1] if len(design.block_starts) > 1 else num_models
+  steps = info.setdefault("steps_per_epoch",
+                          engine_lib.steps_per_epoch(keep[:first_block_end], config.batch_size))
+  fns = engine_lib.model_fns(config, dataset)
+  chunk_size = _chunk_size(config, fns, dataset, num_models, mesh.size)
+  engine = engine_lib.Engine(dataset, config, steps, chunk_size, mesh)
+  eval_epochs = _eval_epochs(config)
+  info.update(num_params=fns.num_params, chunk_size=chunk_size,
+              devices=[str(d) for d in mesh.devices.flat], eval_epochs=eval_epochs)
+
+  records_dir = None if directory is None else os.path.join(directory, "records")
+  start_model = 0
+  if records_dir is not None and os.path.exists(os.path.join(records_dir, "spec.json")):
+    start_model = _read_progress(directory)["completed_models"]
+    if old_records is not None and old_records.num_models != num_models:
+      _grow_records(directory, old_records, design, eval_epochs)
+    records = _open_writable(records_dir)
+  else:
+    records = Records.allocate(keep=keep, groups=design.groups, eval_epochs=eval_epochs,
+                               train_labels=dataset.y_train, test_labels=dataset.y_test,
+                               num_queries=config.query_augmentations, directory=records_dir)
+  if directory is not None:
+    _write_json(os.path.join(directory, "run.json"), info)
+
+  checkpoints = _Checkpoints(directory, config) if directory is not None else None
+  chunks = [(s, min(s + chunk_size, num_models)) for s in range(start_model, num_models,
+                                                                 chunk_size)]
+  bar = _progress_bar(progress, total=(num_models - start_model) * config.epochs,
+                      desc=f"{dataset.name}/{config.model}")
+  timings = info.setdefault("timings", {"compile_s": 0.0, "train_s": 0.0, "eval_s": 0.0})
+  try:
+    for chunk_index, (lo, hi) in enumerate(chunks):
+      _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, timings,
+                   chunk_label=f"chunk {chunk_index + 1}/{len(chunks)}")
+      records.flush()
+      if directory is not None:
+        _write_json(os.path.join(directory, "progress.json"), {"completed_models": hi})
+        checkpoints.clear()
+  finally:
+    if bar is not None:
+      bar.close()
+    if checkpoints is not None:
+      checkpoints.close()
+  timings["total_s"] = timings.get("total_s", 0.0) + time.perf_counter() - t_start
+  model_epochs = (num_models - start_model) * config.epochs
+  timings["model_epochs_per_s"] = model_epochs / max(timings["train_s"], 1e-9)
+  info["finished"] = True
+  if directory is not None:
+    _write_json(os.path.join(directory, "run.json"), info)
+    from memjax import scores
+    scores.write_csv(os.path.join(directory, "scores.csv"), scores.table(records))
+  return Run(config=config, data=dataset, design=design, records=records, info=info,
+             directory=directory)
+
+
+def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, timings,
+                 chunk_label):
+  config = engine.config
+  size = engine.chunk_size
+  real = hi - lo
+  # Pad the last chunk with copies of its first model; their results are dropped.
+  model_ids = np.concatenate([np.arange(lo, hi), np.full(size - real, lo)]).astype(np.int32)
+  chunk_keep = engine.shard(keep[model_ids])
+  ids = engine.shard(model_ids)
+  restored = checkpoints.restore(lo, engine, ids) if checkpoints is not None else None
+  if restored is not None:
+    state, first_epoch = restored
+  else:
+    state, first_epoch = engine.init_chunk(ids), 0
+  if bar is not None:
+    bar.update(real * first_epoch)
+  train_epoch = engine.compiled_train_epoch(state, ids, chunk_keep)
+  timings["compile_s"] = engine.compile_seconds
+  for epoch in range(first_epoch, config.epochs):
+    t0 = time.perf_counter()
+    state, loss = train_epoch(state, ids, chunk_keep, np.int32(epoch), engine.x_train,
+                              engine.y_train)
+    jax.block_until_ready(loss)
+    timings["train_s"] += time.perf_counter() - t0
+    if epoch + 1 in eval_epochs:
+      t0 = time.perf_counter()
+      t = eval_epochs.index(epoch + 1)
+      final = epoch + 1 == config.epochs
+      for split in ("train", "test"):
+        out = engine.evaluate(state, split, with_queries=final)
+        for name in ("correct", "prob", "loss"):
+          getattr(records, f"{split}_{name}")[t, lo:hi] = out[name][:real]
+        if final:
+          getattr(records, f"{split}_lira")[lo:hi] = out["lira"][:real]
+      timings["eval_s"] += time.perf_counter() - t0
+    if checkpoints is not None and checkpoints.due(epoch + 1):
+      records.flush()  # evaluations up to this epoch are on disk before the checkpoint
+      checkpoints.save(lo, epoch + 1, state)
+    if bar is not None:
+      bar.set_description(f"{chunk_label} epoch {epoch + 1}/{config.epochs}")
+      bar.set_postfix(loss=f"{float(np.mean(np.asarray(loss)[:real])):.3f}")
+      bar.update(real)
+
+
+class _Checkpoints:
+  """orbax checkpoints of one chunk's training state, keyed by (chunk start, epoch)."""
+
+  def __init__(self, directory: str, config: TrainConfig):
+    import orbax.checkpoint as ocp
+    self._ocp = ocp
+    self.every_seconds = config.checkpoint_seconds
+    self.epochs = config.epochs
+    self.last_save = time.monotonic()
+    self.manager = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(directory, "checkpoints")),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+  def due(self, epoch: int) -> bool:
+    elapsed = time.monotonic() - self.last_save
+    return 0 < self.every_seconds <= elapsed and epoch < self.epochs
+
+  def _step(self, chunk_start: int, epoch: int) -> int:
+    return chunk_start * (self.epochs + 1) + epoch
+
+  def save(self, chunk_start: int, epoch: int, state) -> None:
+    self.last_save = time.monotonic()
+    leaves = jax.tree.leaves(state)
+    self.manager.save(self._step(chunk_start, epoch),
+                      args=self._ocp.args.StandardSave({str(i): x for i, x in enumerate(leaves)}))
+
+  def restore(self, chunk_start: int, engine, ids):
+    step = self.manager.latest_step()
+    if step is None or step // (self.epochs + 1) != chunk_start:
+      return None
+    abstract = jax.eval_shape(engine.init_chunk, ids)
+    leaves, treedef = jax.tree.flatten(abstract)
+    target = {str(i): jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=engine.model_sharding)
+              for i, x in enumerate(leaves)}
+    restored = self.manager.restore(step, args=self._ocp.args.StandardRestore(target))
+    state = jax.tree.unflatten(treedef, [restored[str(i)] for i in range(len(leaves))])
+    return state, step % (self.epochs + 1)
+
+  def clear(self) -> None:
+    self.manager.wait_until_finished()
+    for step in self.manager.all_steps():
+      self.manager.delete(step)
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def _chunk_size(config: TrainConfig, fns, dataset, num_models: int, num_devices: int) -> int:
+  if config.chunk_size is not None:
+    size = config.chunk_size
+  else:
+    budget = config.memory_budget or engine_lib.default_memory_budget()
+    per_model = engine_lib.bytes_per_model(fns, dataset, config)
+    per_device = max(1, budget // per_model)
+    size = min(num_models, per_device * num_devices)
+  return max(num_devices, math.ceil(size / num_devices) * num_devices)
+
+
+def _eval_epochs(config: TrainConfig) -> list[int]:
+  epochs = list(range(config.eval_every, config.epochs, config.eval_every)) \
+      if config.eval_every else []
+  return epochs + [config.epochs]
+
+
+def _new_info(config, dataset, data_spec, design) -> dict:
+  import flax
+  import optax
+  return {
+      "format": RUN_FORMAT,
+      "config": config.to_dict(),
+      "data_spec": data_spec,
+      "data": dataset.describe(),
+      "design": design.describe(),
+      "versions": {"memjax": _version(), "jax": jax.__version__, "flax": flax.__version__,
+                   "optax": optax.__version__, "numpy": np.__version__,
+                   "python": platform.python_version()},
+      "backend": jax.default_backend(),
+      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+  }
+
+
+def _version() -> str:
+  from importlib import metadata
+  try:
+    return metadata.version("memjax")
+  except metadata.PackageNotFoundError:
+    return "unknown"
+
+
+def _grow_records(directory, old: Records, design, eval_epochs) -> None:
+  """Copies the finished models' records into larger arrays for a grown design."""
+  new_dir = os.path.join(directory, "records.grow")
+  if os.path.exists(new_dir):
+    shutil.rmtree(new_dir)
+  m_old = old.num_models
+  grown = Records.allocate(keep=design.keep, groups=design.groups, eval_epochs=eval_epochs,
+                           train_labels=np.asarray(old.train_labels),
+                           test_labels=np.asarray(old.test_labels),
+                           num_queries=int(old.train_lira.shape[-1]), directory=new_dir)
+  for name in ("train_correct", "train_prob", "train_loss", "test_correct", "test_prob",
+               "test_loss"):
+    getattr(grown, name)[:, :m_old] = getattr(old, name)
+  grown.train_lira[:m_old] = old.train_lira
+  grown.test_lira[:m_old] = old.test_lira
+  grown.flush()
+  del grown
+  final = os.path.join(directory, "records")
+  backup = final + ".old"
+  os.replace(final, backup)
+  os.replace(new_dir, final)
+  shutil.rmtree(backup)
+
+
+def _open_writable(records_dir: str) -> Records:
+  records = Records.load(records_dir, mmap=True)
+  return Records(**{f.name: np.load(os.path.join(records_dir, f.name + ".npy"), mmap_mode="r+")
+                    for f in dataclasses.fields(records)})
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):
+  if not enabled:
+    return None
+  from tqdm.auto import tqdm
+  return tqdm(total=total, desc=desc, unit="model-epoch", unit_scale=True, dynamic_ncols=True)
+
+
+def _read_progress(directory: str) -> dict:
+  path = os.path.join(directory, "progress.json")
+  if not os.path.exists(path):
+    return {"completed_models": 0}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _read_json(path: str, what: str, directory: str) -> dict:
+  if not os.path.exists(path):
+    raise MemjaxError(f"{directory!r} is not a memjax run directory (no {what}). Pass the DIR "
+                      "given to `memjax run --out DIR`.")
+  with open(path) as f:
+    return json.load(f)
+
+
+def _write_json(path: str, obj: dict) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1, default=_json_default)
+  os.replace(tmp, path)
+
+
+def _json_default(obj):
+  if isinstance(obj, (np.integer, np.floating)):
+    return obj.item()
+  if isinstance(obj, np.ndarray):
+    return obj.tolist()
+  raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,44 @@
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from memjax import cli
+
+
+def test_run_writes_scores_and_summary(tmp_path, capsys):
+  out = tmp_path / "run"
+  code = cli.main(["run", "--models", "4", "--epochs", "2", "--model", "logreg",
+                   "--out", str(out), "--no-progress"])
+  assert code == 0
+  printed = capsys.readouterr().out
+  assert "train accuracy" in printed and "most memorized" in printed
+  with open(out / "scores.csv") as f:
+    rows = list(csv.reader(f))
+  header = rows[0]
+  assert header[:7] == ["index", "label", "memorization", "memorization_se", "cscore",
+                        "cscore_se", "n_in"] and "n_out" in header
+  assert len(rows) == 1 + 1437
+  assert cli.main(["scores", str(out)]) == 0
+  # Running again into the same directory is refused, not overwritten.
+  assert cli.main(["run", "--models", "2", "--epochs", "1", "--out", str(out),
+                   "--no-progress"]) == 2
+  assert "already exists" in capsys.readouterr().err
+
+
+def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys):
+  assert cli.main(["run", "--data", str(tmp_path / "missing.npz"), "--out",
+                   str(tmp_path / "r"), "--no-progress"]) == 2
+  err = capsys.readouterr().err
+  assert "does not exist" in err and "Traceback" not in err
+  assert cli.main(["run", "--keep-ratio", "1.5", "--models", "2", "--epochs", "1",
+                   "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+  assert "outside (0, 1)" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+  result = subprocess.run([sys.executable, "-m", "memjax", "--help"], capture_output=True,
+                          text=True, check=True)
+  assert "run" in result.stdout and "scores" in result.stdout
