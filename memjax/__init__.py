@@ -7,6 +7,9 @@
 (1437,)
 """
 
+from memjax import roc
+from memjax.attacks import (AttackResults, evaluate_attacks, lira, lira_statistic, loss_attack,
+                            loss_from_statistic, plot_roc, prob_from_statistic, rmia)
 from memjax.config import PRESETS, TrainConfig
 from memjax.data import Dataset, from_arrays, load
 from memjax.design import Design
@@ -19,7 +22,8 @@ from memjax.runner import Run, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "MemjaxError",
+    "roc", "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
+    "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia", "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "MemjaxError",
     "confidence_interval", "count_memorized", "cscore", "cscore_se", "influence", "memorization",
     "memorization_ci", "memorization_se", "Records", "Run", "train",
 ]

@@ -5,6 +5,7 @@
     memjax run --resume runs/c10                # continue a killed run
     memjax run --resume runs/c10 --models 512   # grow it: trains only the new models
     memjax scores runs/c10                      # print the summary again
+    memjax attack runs/c10                      # LiRA / RMIA / loss audit, ROC plot
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ def _add_run_parser(sub) -> None:
                  "the run in DIR")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.add_argument("--top", type=int, default=10, help="most memorized examples to list")
+  p.add_argument("--attack", action="store_true", help="also run the membership-inference "
+                 "audit (memjax attack) on the finished run")
+
+
+def _add_attack_parser(sub) -> None:
+  from memjax.attacks import ATTACKS, DEFAULT_ATTACKS
+  p = sub.add_parser("attack", help="membership-inference audit of a finished run",
+                     description="Every model in turn is the target, the others its shadow "
+                     "models: LiRA (online/offline, fixed variance), RMIA and the loss "
+                     "threshold. Writes DIR/attacks.json, DIR/roc.png and per-example "
+                     "mia_auc_* columns in DIR/scores.csv.")
+  p.add_argument("dir", help="run directory")
+  p.add_argument("--attacks", type=lambda s: tuple(s.split(",")), default=DEFAULT_ATTACKS,
+                 help=f"comma-separated subset of {','.join(ATTACKS)}")
+  p.add_argument("--max-targets", type=int, help="use only the first K models as targets")
 
 
 CONFIG_FLAGS = ("model", "model_kwargs", "num_models", "epochs", "batch_size", "learning_rate",
@@ -95,7 +111,22 @@ def cmd_run(args) -> int:
   print(run.summary(top=args.top))
   print(f"  wrote {os.path.join(run.directory, 'scores.csv')} (one row per training example), "
         f"records/ and run.json")
+  if args.attack:
+    _print_audit(run.directory)
   return 0
+
+
+def cmd_attack(args) -> int:
+  _print_audit(args.dir, attacks=args.attacks, max_targets=args.max_targets)
+  return 0
+
+
+def _print_audit(directory: str, **kwargs) -> None:
+  from memjax import audit
+  results = audit.audit(directory, **kwargs)
+  print(results.table(markdown=True))
+  print(f"  wrote {os.path.join(directory, 'attacks.json')}, roc.png and mia_auc_* columns in "
+        "scores.csv")
 
 
 def cmd_scores(args) -> int:
@@ -116,13 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
       "from many models trained at once in one compiled JAX program.")
   sub = parser.add_subparsers(dest="command", required=True)
   _add_run_parser(sub)
+  _add_attack_parser(sub)
   p = sub.add_parser("scores", help="print the summary of a finished run")
   p.add_argument("dir", help="run directory")
   p.add_argument("--top", type=int, default=10)
   return parser
 
 
-COMMANDS = {"run": cmd_run, "scores": cmd_scores}
+COMMANDS = {"run": cmd_run, "scores": cmd_scores, "attack": cmd_attack}
 
 
 def main(argv=None) -> int:

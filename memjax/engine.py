@@ -44,29 +44,13 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from memjax import models as models_lib
+from memjax.attacks import lira_statistic
 from memjax.config import TrainConfig, query_transforms
 from memjax.data import Dataset
 from memjax.errors import MemjaxError
 
 MODEL_AXIS = "models"
 State = dict[str, Any]  # {"params", "batch_stats", "opt_state"}, every leaf [m, ...]
-
-
-def lira_statistic(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """log p_y - log sum_{j != y} p_j from logits, stable for any margin.
-
-  Args:
-    logits: [..., C].
-    labels: [...] int.
-
-  Returns:
-    [...] float32, equal to l_y - logsumexp_{j != y} l_j.
-  """
-  logits = logits.astype(jnp.float32)
-  is_label = jax.nn.one_hot(labels, logits.shape[-1], dtype=bool)
-  true_logit = jnp.sum(jnp.where(is_label, logits, 0.0), axis=-1)
-  others = jax.nn.logsumexp(jnp.where(is_label, -jnp.inf, logits), axis=-1)
-  return true_logit - others
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,3 +42,18 @@ def test_python_dash_m_entry_point():
   result = subprocess.run([sys.executable, "-m", "memjax", "--help"], capture_output=True,
                           text=True, check=True)
   assert "run" in result.stdout and "scores" in result.stdout
+
+
+def test_attack_writes_metrics_plot_and_columns(tmp_path, capsys):
+  out = tmp_path / "run"
+  assert cli.main(["run", "--models", "8", "--epochs", "3", "--model", "logreg", "--out",
+                   str(out), "--no-progress", "--attack"]) == 0
+  printed = capsys.readouterr().out
+  assert "lira_online" in printed and "AUC" in printed
+  import json
+  metrics = json.loads((out / "attacks.json").read_text())
+  assert "lira_online" in str(metrics)
+  assert (out / "roc.png").stat().st_size > 10_000
+  header = (out / "scores.csv").read_text().splitlines()[0].split(",")
+  assert "memorization" in header and "mia_auc_lira_online" in header
+  assert cli.main(["attack", str(tmp_path / "missing")]) == 2

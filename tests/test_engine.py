@@ -12,15 +12,6 @@ from memjax.errors import MemjaxError
 from conftest import tiny_images
 
 
-def test_lira_statistic_is_stable_and_correct():
-  logits = jnp.array([[1.0, 2.0, -3.0], [-1.0, 1.0, 0.0]])
-  np.testing.assert_allclose(engine.lira_statistic(logits, jnp.array([1, 2])),
-                             [0.98185007, -1.12692801], rtol=1e-6)
-  big = engine.lira_statistic(jnp.array([[1000.0, 0.0, 0.0], [0.0, 1000.0, 0.0]]),
-                              jnp.array([0, 0]))
-  np.testing.assert_allclose(big, [1000 - np.log(2), -1000.0], rtol=1e-6)
-
-
 def test_epoch_order_draws_only_in_examples_and_covers_them(small_digits):
   config = TrainConfig(model="logreg", num_models=4, batch_size=32)
   keep = design.bernoulli(4, small_digits.num_train, 0.4, seed=0)

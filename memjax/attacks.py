@@ -1,0 +1,1065 @@
+"""Membership inference: LiRA, RMIA and the loss threshold, with leave-one-model-out evaluation.
+
+Every attack score here follows one convention: LARGER = more likely a member.
+
+Notation: M models, N training examples, A augmented queries per example, Z population
+(test-split) examples. ``keep[m, i]`` is True when model m trained on example i (i is IN for m,
+otherwise OUT). ``stats[m, i, a]`` is the LiRA statistic of model m on query a of example i,
+phi = log p_y - log(sum_{j != y} p_j) (:func:`lira_statistic`), the logit of the true-class
+probability: p_y = sigmoid(phi) (:func:`prob_from_statistic`) and the cross-entropy loss is
+-log p_y = softplus(-phi) (:func:`loss_from_statistic`).
+
+Attacks (formulas in each function's docstring):
+
+* :func:`lira`: the likelihood-ratio attack of Carlini et al. (2022), "Membership inference
+  attacks from first principles", online and offline, per-example or fixed variance; exactly the
+  semantics of tensorflow_privacy's ``advanced_mia.compute_score_lira`` (negated), and the
+  paper's one-sided offline test.
+* :func:`rmia`: the relative membership inference attack of Zarifzadeh et al. (2024),
+  "Low-Cost High-Power Membership Inference Attacks", online and offline.
+* :func:`loss_attack`: the global loss threshold of Yeom et al. (2018).
+
+:func:`evaluate_attacks` makes every model in turn the target and the other M - 1 models its
+shadow (reference) models, computed vectorised across targets; :class:`AttackResults` holds the
+ROC metrics, per-target metrics and per-example vulnerability; :func:`plot_roc` draws the
+log-log ROC curves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.special
+
+from memjax import roc as roc_lib
+from memjax.roc import _take_last
+from memjax.errors import MemjaxError
+
+__all__ = [
+    "ATTACKS", "DEFAULT_ATTACKS", "LIRA_VARIANTS", "AttackResult", "AttackResults",
+    "evaluate_attacks", "lira", "lira_statistic", "log_prob_from_statistic", "loss_attack",
+    "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia",
+]
+
+SD_EPS = 1e-30  # added to every standard deviation before use (as the reference does)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+LIRA_VARIANTS = {
+    # name: (online, fix_variance, one_sided)
+    "lira_online": (True, False, True),
+    "lira_online_fixed": (True, True, True),
+    "lira_offline": (False, False, True),
+    "lira_offline_fixed": (False, True, True),
+    "lira_offline_two_sided": (False, False, False),
+    "lira_offline_two_sided_fixed": (False, True, False),
+}
+ATTACKS = tuple(LIRA_VARIANTS) + ("rmia", "rmia_offline", "loss")
+DEFAULT_ATTACKS = ("lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
+                   "rmia", "loss")
+
+# Work arrays of the leave-one-model-out evaluation hold about this many float64 entries each.
+_BATCH_ELEMENTS = 1 << 21
+
+
+# ----------------------------------------------------------------------------------------------
+# The statistic
+# ----------------------------------------------------------------------------------------------
+
+
+def lira_statistic(logits, labels) -> jax.Array:
+  """The LiRA statistic phi = log p_y - log(sum_{j != y} p_j), computed stably from logits.
+
+  With p = softmax(l), phi = l_y - logsumexp_{j != y} l_j exactly; this form neither overflows
+  nor saturates (a margin of 1000 gives ~1000, where log(p_y) - log(1 - p_y) in float64 stops at
+  +-36 and the reference's +1e-45 guard at +-103.6). phi is the logit of the true-class
+  probability: p_y = sigmoid(phi). Works on numpy and jax arrays and inside ``jax.jit``
+  (validation of label values only runs on concrete arrays).
+
+  Args:
+    logits: [..., C] float, C >= 2 classes (float16/bfloat16 are promoted to float32).
+    labels: [...] int, true classes in [0, C).
+
+  Returns:
+    [...] float32 jax array.
+
+  Example:
+    >>> import numpy as np
+    >>> phi = lira_statistic(np.array([[1., 2., -3.], [-1., 1., 0.]]), np.array([1, 2]))
+    >>> np.round(np.asarray(phi, np.float64), 5).tolist()
+    [0.98185, -1.12693]
+    >>> round(float(lira_statistic(np.array([1000., 0., 0.]), np.array(0))), 3)  # 1000 - log 2
+    999.307
+  """
+  logits = jnp.asarray(logits)
+  labels = jnp.asarray(labels)
+  if logits.ndim < 1 or not jnp.issubdtype(logits.dtype, jnp.floating):
+    raise MemjaxError(
+        f"lira_statistic: logits must be a float array [..., C]; got dtype {logits.dtype}, "
+        f"shape {logits.shape}.")
+  if not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise MemjaxError(
+        f"lira_statistic: labels must be integer class indices; got dtype {labels.dtype}. "
+        "Convert one-hot labels with argmax(axis=-1).")
+  num_classes = logits.shape[-1]
+  if num_classes < 2:
+    raise MemjaxError(f"lira_statistic needs at least 2 classes; logits have C = {num_classes}.")
+  if labels.shape != logits.shape[:-1]:
+    raise MemjaxError(
+        f"lira_statistic: labels shape {labels.shape} must equal logits shape without the class "
+        f"axis, {logits.shape[:-1]}.")
+  if not isinstance(labels, jax.core.Tracer) and labels.size:
+    lab = np.asarray(labels)
+    if lab.min() < 0 or lab.max() >= num_classes:
+      raise MemjaxError(
+          f"lira_statistic: labels must lie in [0, {num_classes}); got values in "
+          f"[{lab.min()}, {lab.max()}].")
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+  labels = labels.astype(jnp.int32)
+  l_y = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+  is_label = labels[..., None] == jnp.arange(num_classes, dtype=jnp.int32)
+  l_other = jax.nn.logsumexp(jnp.where(is_label, -jnp.inf, logits), axis=-1)
+  return (l_y - l_other).astype(jnp.float32)
+
+
+def prob_from_statistic(stats) -> np.ndarray:
+  """True-class probability from the LiRA statistic: p_y = sigmoid(phi) = 1 / (1 + exp(-phi)).
+
+  Args:
+    stats: [...] float, LiRA statistics (e.g. records' ``train_lira`` [M, N, A]).
+
+  Returns:
+    [...] float64 probabilities.
+  """
+  return scipy.special.expit(np.asarray(stats, np.float64))
+
+
+def log_prob_from_statistic(stats) -> np.ndarray:
+  """log p_y = log sigmoid(phi) = -softplus(-phi), finite for every finite phi.
+
+  Args:
+    stats: [...] float, LiRA statistics.
+
+  Returns:
+    [...] float64.
+  """
+  s = np.asarray(stats, np.float64)
+  return np.minimum(s, 0.0) - np.log1p(np.exp(-np.abs(s)))
+
+
+def loss_from_statistic(stats) -> np.ndarray:
+  """Cross-entropy loss from the LiRA statistic: -log p_y = softplus(-phi).
+
+  Args:
+    stats: [...] float, LiRA statistics.
+
+  Returns:
+    [...] float64 losses (>= 0).
+  """
+  return np.logaddexp(0.0, -np.asarray(stats, np.float64))
+
+
+# ----------------------------------------------------------------------------------------------
+# Input validation
+# ----------------------------------------------------------------------------------------------
+
+
+def _float_array(name: str, x, ndim: int, shape_doc: str) -> np.ndarray:
+  a = np.asarray(x)
+  if not np.issubdtype(a.dtype, np.floating):
+    raise MemjaxError(f"{name} must be a floating-point array {shape_doc}; got dtype {a.dtype}.")
+  if a.ndim != ndim:
+    raise MemjaxError(f"{name} must have shape {shape_doc}; got shape {a.shape}.")
+  bad = a.size - int(np.count_nonzero(np.isfinite(a)))
+  if bad:
+    raise MemjaxError(
+        f"{name} has {bad} non-finite values (NaN/inf), e.g. from a diverged model. Drop those "
+        "models, or recompute the statistic with memjax.attacks.lira_statistic, which is finite "
+        "for finite logits.")
+  return a
+
+
+def _keep_mask(name: str, keep, shape: tuple[int, int], shape_doc: str) -> np.ndarray:
+  k = np.asarray(keep)
+  if k.dtype != bool:
+    raise MemjaxError(
+        f"{name} must be a bool array {shape_doc} (True = the model trained on the example); got "
+        f"dtype {k.dtype}. If it is a 0/1 mask pass {name}.astype(bool); if it lists example "
+        "indices, build the mask first.")
+  if k.shape != shape:
+    raise MemjaxError(
+        f"{name} has shape {k.shape} but must be {shape_doc} = {shape} to match the statistics "
+        "(same models in the same order, same examples).")
+  return k
+
+
+def _prob_array(name: str, p, shape_doc: str) -> np.ndarray:
+  a = np.asarray(p)
+  if not np.issubdtype(a.dtype, np.floating):
+    raise MemjaxError(f"{name} must be a float array of probabilities {shape_doc}; got {a.dtype}.")
+  a = a.astype(np.float64, copy=False)
+  if not np.all((a >= 0) & (a <= 1)):
+    raise MemjaxError(
+        f"{name} must hold probabilities in [0, 1] {shape_doc}. If you have LiRA statistics, "
+        "convert them with memjax.attacks.prob_from_statistic.")
+  return a
+
+
+# ----------------------------------------------------------------------------------------------
+# LiRA
+# ----------------------------------------------------------------------------------------------
+
+
+def _fill_column_mean(x: np.ndarray, axis: int) -> np.ndarray:
+  """Replaces NaN entries with the mean of the non-NaN entries along ``axis`` (the examples)."""
+  missing = np.isnan(x)
+  if not missing.any():
+    return x
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    mean = np.nanmean(x, axis=axis, keepdims=True)
+  return np.where(missing, mean, x)
+
+
+def _gaussian_logpdf(x, mu, sd):
+  """log N(x; mu, sd^2) = -((x - mu) / sd)^2 / 2 - log sd - log(2 pi) / 2."""
+  z = (x - mu) / sd
+  return -0.5 * z * z - np.log(sd) - _HALF_LOG_2PI
+
+
+def _lira_from_gaussians(t, mu_in, sd_in, mu_out, sd_out, *, online: bool, one_sided: bool,
+                         axis: int):
+  """LiRA scores from fitted Gaussians; mean over the augmentation ``axis``. sd without SD_EPS."""
+  sd_out = sd_out + SD_EPS
+  if online:
+    sd_in = sd_in + SD_EPS
+    per_query = _gaussian_logpdf(t, mu_in, sd_in) - _gaussian_logpdf(t, mu_out, sd_out)
+  elif one_sided:
+    per_query = scipy.special.log_ndtr((t - mu_out) / sd_out)
+  else:
+    per_query = -_gaussian_logpdf(t, mu_out, sd_out)
+  return per_query.mean(axis=axis)
+
+
+def _masked_median(stats: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """Median over models (axis 0) of stats [M, N, A] where mask [M, N]; NaN without models."""
+  k = mask.sum(axis=0)  # [N]
+  s = np.sort(np.where(mask[..., None], stats, np.inf), axis=0)
+  lo = np.maximum((k - 1) // 2, 0)[None, :, None]
+  hi = (k // 2)[None, :, None]
+  hi = np.minimum(hi, len(s) - 1)
+  lo_v = np.take_along_axis(s, np.broadcast_to(lo, (1,) + s.shape[1:]), axis=0)[0]
+  hi_v = np.take_along_axis(s, np.broadcast_to(hi, (1,) + s.shape[1:]), axis=0)[0]
+  return np.where((k == 0)[:, None], np.nan, 0.5 * (lo_v + hi_v))
+
+
+def _fit_side(stats: np.ndarray, mask: np.ndarray, fix_variance: bool):
+  """mu [N, A] and sd ([N, A] or scalar) of one side (IN or OUT), reference semantics."""
+  k = mask.sum(axis=0)[:, None].astype(np.float64)  # [N, 1]
+  mu = _masked_median(stats, mask)
+  m3 = mask[..., None]
+  if fix_variance:
+    resid = stats - mu[None]  # residuals about each example's own median
+    count = k.sum() * stats.shape[2]
+    if count == 0:
+      sd = np.nan
+    else:
+      rbar = np.where(m3, resid, 0.0).sum() / count
+      sd = math.sqrt(np.where(m3, (resid - rbar) ** 2, 0.0).sum() / count)
+  else:
+    with np.errstate(invalid="ignore", divide="ignore"):
+      mean = np.where(m3, stats, 0.0).sum(axis=0) / k
+      sd = np.sqrt(np.where(m3, (stats - mean[None]) ** 2, 0.0).sum(axis=0) / k)
+    sd = _fill_column_mean(sd, axis=0)
+  return _fill_column_mean(mu, axis=0), sd
+
+
+def lira(target_stats, shadow_stats, shadow_keep, *, online: bool = True,
+         fix_variance: bool = False, one_sided: bool = True) -> np.ndarray:
+  """LiRA (Carlini et al. 2022) membership scores of one target model; larger = member.
+
+  For example i, query a, with IN_i = {m : shadow_keep[m, i]} and OUT_i the other shadow models:
+
+    mu_in[i, a]  = median_{m in IN_i} s[m, i, a]        (even count: mean of the middle two)
+    sd_in[i, a]  = std_{m in IN_i} s[m, i, a]           (population std, ddof = 0)
+    mu_out, sd_out likewise over OUT_i.
+
+  ``fix_variance=True`` replaces sd_in by ONE scalar, the std (ddof 0, about their mean) of all
+  residuals s[m, i, a] - mu_in[i, a], m in IN_i, pooled over every example and query; likewise
+  sd_out (two different scalars). Every sd gets + 1e-30. With L(t; mu, sd) the Gaussian
+  log-density and t = target_stats[i, a], the score of example i is
+
+    online                  : mean_a [ L(t; mu_in, sd_in) - L(t; mu_out, sd_out) ]
+    offline, one_sided=True : mean_a log Phi((t - mu_out) / sd_out)   (the paper's test:
+                              1 - Pr[Z > t], Z ~ N(mu_out, sd_out^2); large t = member)
+    offline, one_sided=False: -mean_a L(t; mu_out, sd_out)            (two-sided; what the
+                              reference code and Carlini's plot.py compute)
+
+  These are exactly -compute_score_lira(...) of tensorflow_privacy's advanced_mia (online:
+  option="both"; offline two-sided: option="out"; fix_variance as is), whose SMALLER = member.
+  An example without IN (OUT) shadow models gets, per query, the mean over the other examples
+  of mu_in (mu_out) and, per-example variance, of sd_in (sd_out): the reference's
+  ``replace_nan_with_column_mean``; a warning says how many examples this affected.
+
+  Args:
+    target_stats: [N, A] float, the target model's statistics ([N] is read as A = 1).
+    shadow_stats: [M, N, A] float, the shadow models' statistics ([M, N] as A = 1).
+    shadow_keep: [M, N] bool, shadow_keep[m, i] = shadow model m trained on example i.
+    online: use IN and OUT Gaussians (True) or the OUT Gaussian only (False).
+    fix_variance: one pooled sd per side instead of one per example and query.
+    one_sided: offline only; the paper's one-sided test (True) or the reference's two-sided.
+
+  Returns:
+    [N] float64 scores, larger = more likely a member.
+
+  Example (the tiny golden of the notes: IN [1, 2, 4, 5], OUT [0, 1, 2, 6], target 2.5):
+    >>> import numpy as np
+    >>> shadow = np.array([1., 2., 4., 5., 0., 1., 2., 6.])[:, None, None]
+    >>> keep = np.array([True] * 4 + [False] * 4)[:, None]
+    >>> round(float(lira(np.array([[2.5]]), shadow, keep)[0]), 8)
+    0.41136612
+    >>> round(float(lira(np.array([[2.5]]), shadow, keep, online=False, one_sided=False)[0]), 8)
+    1.83845002
+  """
+  t = np.asarray(target_stats)
+  s = np.asarray(shadow_stats)
+  if t.ndim == 1 and s.ndim == 2:
+    t, s = t[:, None], s[..., None]
+  s = _float_array("shadow_stats", s, 3, "[M, N, A]")
+  m, n, a = s.shape
+  t = _float_array("target_stats", t, 2, "[N, A]")
+  if t.shape != (n, a):
+    raise MemjaxError(
+        f"target_stats has shape {t.shape} but shadow_stats {s.shape} needs [N, A] = {(n, a)}.")
+  keep = _keep_mask("shadow_keep", shadow_keep, (m, n), "[M, N]")
+  s = s.astype(np.float64)
+  t = t.astype(np.float64)
+  k_in = keep.sum(axis=0)
+  sides = [("OUT", ~keep, k_in == m)] + ([("IN", keep, k_in == 0)] if online else [])
+  for side, _, missing in sides:
+    if missing.all():
+      raise MemjaxError(
+          f"lira: no example has any {side} shadow model, so the {side} Gaussians cannot be "
+          f"fitted. The keep mask must have both True and False in some columns"
+          + (" (or use online=False)." if side == "IN" else "."))
+    if missing.any():
+      warnings.warn(
+          f"lira: {int(missing.sum())} of {n} examples have no {side} shadow model; their "
+          f"{side} Gaussian uses the mean over the other examples (reference behaviour). Use "
+          "more shadow models or a balanced design.", stacklevel=2)
+  mu_out, sd_out = _fit_side(s, ~keep, fix_variance)
+  mu_in, sd_in = _fit_side(s, keep, fix_variance) if online else (None, None)
+  return _lira_from_gaussians(t, mu_in, sd_in, mu_out, sd_out, online=online,
+                              one_sided=one_sided, axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# RMIA
+# ----------------------------------------------------------------------------------------------
+
+
+def _log_mean_exp(log_x: np.ndarray, axis: int) -> np.ndarray:
+  """log(mean(exp(log_x))) along axis, stable; -inf where all entries are -inf."""
+  return np.logaddexp.reduce(log_x, axis=axis) - math.log(log_x.shape[axis])
+
+
+def _rmia_log_denominator(log_mean: np.ndarray, offline_a: float | None) -> np.ndarray:
+  """log Pr(x): online log_mean as is; offline log(((1 + a) / 2) exp(log_mean) + (1 - a) / 2)."""
+  if offline_a is None:
+    return log_mean
+  with np.errstate(divide="ignore"):
+    return np.logaddexp(math.log((1.0 + offline_a) / 2.0) + log_mean,
+                        math.log((1.0 - offline_a) / 2.0) if offline_a < 1 else -np.inf)
+
+
+def _count_below(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+  """counts[t, i] = #{j : z[t, j] < x[t, i]} for x [T, N], z [T, Z].
+
+  One sort of z per row (vectorised over rows), then one binary search of all N values per row:
+  O((N + Z) log Z) per target, no [N, Z] comparison matrix.
+  """
+  zs = np.sort(z, axis=1)
+  return np.stack([np.searchsorted(zs[t], x[t], side="left") for t in range(len(x))])
+
+
+def _rmia_from_log_ratios(log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, gamma: float):
+  """Fraction of z with LR(x) / LR(z) > gamma: log_ratio_z < log_ratio_x - log gamma. [T, N]."""
+  counts = _count_below(log_ratio_x - math.log(gamma), log_ratio_z)
+  return counts / log_ratio_z.shape[1]
+
+
+def _check_gamma_a(gamma: float, offline_a: float | None):
+  if not gamma > 0:
+    raise MemjaxError(f"rmia: gamma must be > 0; got {gamma}.")
+  if offline_a is not None and not 0.0 <= offline_a <= 1.0:
+    raise MemjaxError(f"rmia: offline_a must lie in [0, 1] (or None for online); got {offline_a}.")
+
+
+def _mean_over_queries(name: str, p: np.ndarray, ndim: int, shape_doc: str) -> np.ndarray:
+  """Probabilities [..., A] -> their mean over queries; [...] passes through."""
+  if p.ndim == ndim + 1:
+    return p.mean(axis=-1)
+  if p.ndim != ndim:
+    raise MemjaxError(f"{name} must have shape {shape_doc}; got {p.shape}.")
+  return p
+
+
+def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
+         gamma: float = 1.0, offline_a: float | None = None) -> np.ndarray:
+  """RMIA (Zarifzadeh et al. 2024) membership scores of one target model; larger = member.
+
+  Pr(x | theta) is the target model's true-class probability of x (the mean over queries when
+  a query axis is given). With R reference models theta_r and a population Z of points known
+  to be non-members of every model (e.g. the test split):
+
+    online : Pr(x) = mean_r Pr(x | theta_r)                      (IN and OUT reference models)
+    offline: Pr(x) = ((1 + a) / 2) * mean_{r OUT for x} Pr(x | theta_r) + (1 - a) / 2
+             (the paper's linear approximation of the IN mean, Pr_IN = a Pr_OUT + 1 - a,
+             inside Pr(x) = (Pr_IN + Pr_OUT) / 2; a = offline_a in [0, 1], a = 1 uses Pr_OUT)
+
+    Pr(z) likewise for every population point z (all reference models are OUT for z; offline
+    applies the same (1 + a) / 2 transform, as the authors' ml_privacy_meter does).
+    LR(x) = Pr(x | theta) / Pr(x),   LR(z) = Pr(z | theta) / Pr(z),
+    score(x) = (1 / Z) #{z : LR(x) / LR(z) > gamma}                (in [0, 1]).
+
+  Computed in log space; the population ratios are sorted once and each x is placed by binary
+  search (no [N, Z] matrix). Scores are multiples of 1 / Z: with a small population (e.g. the
+  360 digits test points) many examples share the top score, which caps the TPR measurable at
+  very low FPR. An example with no OUT reference
+  model (offline) uses the mean of mean_{r OUT} Pr(x | theta_r) over the other examples.
+
+  Args:
+    target_prob: [N] or [N, A] float, target model's true-class probabilities p_y of the
+      candidate examples (from LiRA statistics: :func:`prob_from_statistic`).
+    ref_prob: [R, N] or [R, N, A] float, the reference models' probabilities of the same.
+    ref_keep: [R, N] bool, ref_keep[r, i] = reference model r trained on example i; needed for
+      offline, may be None online (online averages over all reference models).
+    target_pop_prob: [Z] or [Z, A] float, target model's probabilities of the population.
+    ref_pop_prob: [R, Z] or [R, Z, A] float, the reference models' probabilities of it.
+    gamma: the likelihood-ratio threshold gamma > 0 (the paper's gamma; 1 by default).
+    offline_a: None for the online attack, or a in [0, 1] for the offline attack.
+
+  Returns:
+    [N] float64 scores in [0, 1].
+
+  Example:
+    >>> import numpy as np
+    >>> ref = np.array([[0.5, 0.5], [0.5, 0.5]])
+    >>> pop_ref = np.full((2, 4), 0.5)
+    >>> rmia(np.array([0.9, 0.2]), ref, None, np.array([0.1, 0.3, 0.6, 0.8]), pop_ref).tolist()
+    [1.0, 0.25]
+  """
+  _check_gamma_a(gamma, offline_a)
+  tq = _prob_array("target_prob", target_prob, "[N] or [N, A]")
+  rq = _prob_array("ref_prob", ref_prob, "[R, N] or [R, N, A]")
+  tz = _prob_array("target_pop_prob", target_pop_prob, "[Z] or [Z, A]")
+  rz = _prob_array("ref_pop_prob", ref_pop_prob, "[R, Z] or [R, Z, A]")
+  tq = _mean_over_queries("target_prob", tq, 1, "[N] or [N, A]")
+  rq = _mean_over_queries("ref_prob", rq, 2, "[R, N] or [R, N, A]")
+  tz = _mean_over_queries("target_pop_prob", tz, 1, "[Z] or [Z, A]")
+  rz = _mean_over_queries("ref_pop_prob", rz, 2, "[R, Z] or [R, Z, A]")
+  r, n = rq.shape
+  if tq.shape != (n,) or rz.shape != (r, tz.shape[0]):
+    raise MemjaxError(
+        f"rmia: shapes do not match: target_prob {tq.shape} (need [N] = ({n},)), ref_prob "
+        f"{rq.shape} [R, N], target_pop_prob {tz.shape} [Z], ref_pop_prob {rz.shape} "
+        f"(need [R, Z] = ({r}, {tz.shape[0]})).")
+  if tz.shape[0] == 0:
+    raise MemjaxError("rmia needs at least one population point (target_pop_prob is empty).")
+  with np.errstate(divide="ignore"):
+    lq, lrq, lz, lrz = np.log(tq), np.log(rq), np.log(tz), np.log(rz)
+  keep = None if ref_keep is None else _keep_mask("ref_keep", ref_keep, (r, n), "[R, N]")
+  if offline_a is None:
+    lpx = _log_mean_exp(lrq, axis=0)
+  else:
+    if keep is None:
+      raise MemjaxError("rmia offline (offline_a set) needs ref_keep [R, N] to know which "
+                        "reference models are OUT for each example.")
+    out = ~keep
+    k_out = out.sum(axis=0)
+    if not k_out.any():
+      raise MemjaxError("rmia offline: no example has an OUT reference model (ref_keep all True).")
+    if not k_out.all():
+      warnings.warn(
+          f"rmia: {int((k_out == 0).sum())} of {n} examples have no OUT reference model; they "
+          "use the mean over the other examples.", stacklevel=2)
+    with np.errstate(divide="ignore"):
+      lpx = scipy.special.logsumexp(np.where(out, lrq, -np.inf), axis=0) - np.log(k_out)
+    lpx = _fill_log_mean_over_examples(lpx[None], k_out[None] > 0)[0]
+    lpx = _rmia_log_denominator(lpx, offline_a)
+  lpz = _rmia_log_denominator(_log_mean_exp(lrz, axis=0), offline_a)
+  ratio_x = _log_ratio(lq, lpx)
+  ratio_z = _log_ratio(lz, lpz)
+  return _rmia_from_log_ratios(ratio_x[None], ratio_z[None], gamma)[0]
+
+
+def _log_ratio(log_num: np.ndarray, log_den: np.ndarray) -> np.ndarray:
+  """log(num / den) with 0 / anything = 0 (-inf) and positive / 0 = +inf."""
+  with np.errstate(invalid="ignore"):
+    return np.where(np.isneginf(log_num), -np.inf, log_num - log_den)
+
+
+def _fill_log_mean_over_examples(log_mean: np.ndarray, defined: np.ndarray) -> np.ndarray:
+  """[T, N] log-means; undefined entries get log of the mean over defined examples in the row."""
+  p = np.where(defined, np.exp(log_mean), 0.0)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    fill = np.log(p.sum(axis=1, keepdims=True) / defined.sum(axis=1, keepdims=True))
+  return np.where(defined, log_mean, fill)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss threshold
+# ----------------------------------------------------------------------------------------------
+
+
+def loss_attack(target_loss) -> np.ndarray:
+  """Global loss-threshold attack (Yeom et al. 2018): score = -loss (low loss = member).
+
+  Args:
+    target_loss: [...] float, the target model's loss on each example (cross-entropy
+      -log p_y; from LiRA statistics: :func:`loss_from_statistic`).
+
+  Returns:
+    [...] float64 scores.
+  """
+  loss = np.asarray(target_loss)
+  if not np.issubdtype(loss.dtype, np.floating):
+    raise MemjaxError(f"loss_attack: target_loss must be a float array; got dtype {loss.dtype}.")
+  return -loss.astype(np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Leave-one-model-out evaluation: LiRA
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _GroupedStats:
+  """Per example and query, the M statistics sorted within their group: IN first, then OUT.
+
+  grouped[i, a, :k_in[i]] are the IN values sorted ascending, grouped[i, a, k_in[i]:] the OUT
+  values; rank[i, a, m] is the position of model m's value inside its own group. Dropping one
+  model (the target) from a sorted group shifts the median's indices by at most one, and the
+  group's mean and sum of squared deviations update in O(1).
+  """
+
+  grouped: np.ndarray  # [N, A, M] stats dtype
+  rank: np.ndarray  # [N, A, M] int16/int32
+  k_in: np.ndarray  # [N] int64
+  k_out: np.ndarray  # [N] int64
+  mean_in: np.ndarray  # [N, A] float64 (NaN for empty groups)
+  s2_in: np.ndarray  # [N, A] float64, sum of squared deviations about mean_in
+  mean_out: np.ndarray
+  s2_out: np.ndarray
+
+
+def _group_stats(stats: np.ndarray, keep: np.ndarray) -> _GroupedStats:
+  m, n, a = stats.shape
+  k_in = keep.sum(axis=0).astype(np.int64)
+  k_out = m - k_in
+  grouped = np.empty((n, a, m), stats.dtype)
+  rank = np.empty((n, a, m), np.int16 if m < 2 ** 15 else np.int32)
+  rank_flat = rank.reshape(-1)
+  grouped_flat = grouped.reshape(-1)
+  mean_in, s2_in, mean_out, s2_out = (np.empty((n, a)) for _ in range(4))
+  chunk = max(1, _BATCH_ELEMENTS // (a * m))
+  steps = np.arange(1, m + 1)
+  for lo in range(0, n, chunk):
+    sl = slice(lo, min(lo + chunk, n))
+    x = np.ascontiguousarray(np.moveaxis(stats[:, sl, :], 0, -1))  # [n_c, A, M]
+    kin = np.ascontiguousarray(np.broadcast_to(keep[:, sl].T[:, None, :], x.shape))
+    order = np.argsort(x, axis=-1)  # any order within ties will do
+    ks = _take_last(kin, order)  # group of the j-th smallest value
+    c_in = np.cumsum(ks, axis=-1)
+    c_out = steps - c_in
+    base = np.arange(sl.start * a, sl.stop * a, dtype=np.int64).reshape(-1, a, 1) * m
+    dest = np.where(ks, c_in - 1, k_in[sl, None, None] + c_out - 1)
+    grouped_flat[dest + base] = _take_last(x, order)
+    rank_flat[order + base] = np.where(ks, c_in - 1, c_out - 1)
+    x64 = x.astype(np.float64)
+    for side_mask, cnt, mean, s2 in ((kin, k_in[sl], mean_in, s2_in),
+                                     (~kin, k_out[sl], mean_out, s2_out)):
+      with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.where(side_mask, x64, 0.0).sum(axis=-1) / cnt[:, None]
+      mean[sl] = mu
+      s2[sl] = np.where(side_mask, (x64 - mu[..., None]) ** 2, 0.0).sum(axis=-1)
+  return _GroupedStats(grouped, rank, k_in, k_out, mean_in, s2_in, mean_out, s2_out)
+
+
+def _loo_side_fit(gs: _GroupedStats, stats: np.ndarray, keep: np.ndarray, targets: np.ndarray,
+                  x: np.ndarray, side_in: bool, need_free: bool, need_fixed: bool):
+  """Gaussian fit of one side for a batch of T targets, each without its own statistics.
+
+  Args:
+    gs: the grouped statistics of all M models.
+    stats: [M, N, A] all statistics (for the rare exact fallback).
+    keep: [M, N] bool.
+    targets: [T] int model indices.
+    x: [N, A, T] float64, the targets' own statistics.
+    side_in: fit the IN side (True) or the OUT side (False).
+    need_free, need_fixed: which standard deviations to return.
+
+  Returns:
+    mu [N, A, T] (column-mean filled), sd [N, A, T] (filled) or None, sd_fixed [T] or None.
+  """
+  m = gs.grouped.shape[-1]
+  trained = keep[targets].T[:, None, :]  # [N, 1, T]
+  removed = trained if side_in else ~trained  # target is in this side's group
+  k = gs.k_in if side_in else gs.k_out
+  mean = (gs.mean_in if side_in else gs.mean_out)[..., None]  # [N, A, 1]
+  s2 = (gs.s2_in if side_in else gs.s2_out)[..., None]
+  offset = 0 if side_in else gs.k_in[:, None, None]
+  n = k[:, None, None] - removed  # [N, 1, T] models left in the group
+  r = np.where(removed, gs.rank[:, :, _as_slice(targets)], m)  # [N, A, T]; m: nothing removed
+  lo = (n - 1) // 2
+  hi = n // 2
+  i_lo = np.clip(offset + lo + (lo >= r), 0, m - 1)
+  i_hi = np.clip(offset + hi + (hi >= r), 0, m - 1)
+  med = 0.5 * (_take_last(gs.grouped, i_lo).astype(np.float64) + _take_last(gs.grouped, i_hi))
+  empty = np.broadcast_to(n == 0, med.shape)
+  med = np.where(empty, np.nan, med)
+  nf = n.astype(np.float64)
+  d = x - mean  # deviation of the target's value from its group's mean (if it is in the group)
+  sd = sd_fixed = None
+  with np.errstate(invalid="ignore", divide="ignore"):
+    if need_free:
+      var = np.where(removed, (s2 - d * d) / nf - (d / nf) ** 2, s2 / nf)
+      var = np.where(n == 0, np.nan, var)
+      # Dropping the target can leave (almost) equal values: recompute those few exactly.
+      risky = removed & (n >= 1) & ~(var * nf > 1e-6 * (s2 + d * d))
+      if risky.any():
+        var[risky] = _exact_loo_var(stats, keep, targets, risky, side_in)
+      sd = _fill_column_mean(np.sqrt(np.maximum(var, 0.0)), axis=0)
+    if need_fixed:
+      c = med - mean  # median relative to the group mean
+      sum_e = np.where(removed, -d, 0.0)  # sum of the remaining deviations from the group mean
+      sq_e = np.where(removed, s2 - d * d, s2)
+      r1 = np.where(empty, 0.0, sum_e - nf * c).sum(axis=(0, 1))
+      r2 = np.where(empty, 0.0, sq_e - 2.0 * c * sum_e + nf * c * c).sum(axis=(0, 1))
+      count = n.sum(axis=(0, 1)) * x.shape[1]
+      sd_fixed = np.sqrt(np.maximum(r2 / count - (r1 / count) ** 2, 0.0))
+  return _fill_column_mean(med, axis=0), sd, sd_fixed
+
+
+def _as_slice(idx: np.ndarray):
+  """A slice for consecutive indices (a cheap view), else the index array itself."""
+  if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+    return slice(int(idx[0]), int(idx[0]) + len(idx))
+  return idx
+
+
+def _exact_loo_var(stats, keep, targets, risky, side_in):
+  """Two-pass variance of the group without the target, for the entries flagged ``risky``."""
+  i, a, t = np.nonzero(risky)
+  vals = stats[:, i, a].T.astype(np.float64)  # [F, M]
+  in_group = keep[:, i].T if side_in else ~keep[:, i].T
+  in_group = in_group & (np.arange(stats.shape[0])[None, :] != targets[t][:, None])
+  cnt = in_group.sum(axis=1)
+  mu = np.where(in_group, vals, 0.0).sum(axis=1) / cnt
+  return np.where(in_group, (vals - mu[:, None]) ** 2, 0.0).sum(axis=1) / cnt
+
+
+def _loo_lira_scores(stats, keep, targets, variants, timings):
+  """LiRA scores [T, N] of each requested variant, each target against the other M - 1 models."""
+  m, n, a = stats.shape
+  need_in = any(LIRA_VARIANTS[v][0] for v in variants)
+  need_free = any(not LIRA_VARIANTS[v][1] for v in variants)
+  need_fixed = any(LIRA_VARIANTS[v][1] for v in variants)
+  t0 = time.perf_counter()
+  gs = _group_stats(stats, keep)
+  out = {v: np.empty((len(targets), n)) for v in variants}
+  batch = max(1, _BATCH_ELEMENTS // (n * a))
+  for lo in range(0, len(targets), batch):
+    tb = targets[lo:lo + batch]
+    x = np.moveaxis(stats[tb], 0, -1).astype(np.float64)  # [N, A, T]
+    fit_out = _loo_side_fit(gs, stats, keep, tb, x, False, need_free, need_fixed)
+    fit_in = (_loo_side_fit(gs, stats, keep, tb, x, True, need_free, need_fixed)
+              if need_in else (None, None, None))
+    for v in variants:
+      online, fixed, one_sided = LIRA_VARIANTS[v]
+      j = 2 if fixed else 1
+      sd_out = fit_out[j] if not fixed else fit_out[j][None, None, :]
+      sd_in = None
+      if online:
+        sd_in = fit_in[j] if not fixed else fit_in[j][None, None, :]
+      with np.errstate(invalid="ignore", divide="ignore"):
+        scores = _lira_from_gaussians(x, fit_in[0], sd_in, fit_out[0], sd_out, online=online,
+                                      one_sided=one_sided, axis=1)  # [N, T]
+      out[v][lo:lo + batch] = scores.T
+  for v in variants:
+    bad = np.isnan(out[v]).any(axis=1)
+    if bad.any():
+      raise MemjaxError(
+          f"{v}: target model(s) {targets[bad][:5].tolist()} leave no example with "
+          f"{'IN and OUT' if LIRA_VARIANTS[v][0] else 'OUT'} shadow models; use more models or "
+          "a balanced keep design.")
+  timings["lira"] = time.perf_counter() - t0
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Leave-one-model-out evaluation: RMIA and loss
+# ----------------------------------------------------------------------------------------------
+
+
+def _log_mean_query_prob(stats: np.ndarray) -> np.ndarray:
+  """[M, K, A] statistics -> [M, K] log of the mean over queries of p_y = sigmoid(phi)."""
+  return _log_mean_exp(log_prob_from_statistic(stats), axis=-1)
+
+
+def _loo_log_mean(log_p: np.ndarray, mask: np.ndarray | None, targets: np.ndarray):
+  """log mean_{m != t, mask[m, k]} exp(log_p[m, k]) for each target t: [T, K], NaN if empty.
+
+  Exclusive prefix and suffix log-sum-exp along the model axis (no cancellation when the
+  target's own probability dominates the sum).
+  """
+  v = log_p if mask is None else np.where(mask, log_p, -np.inf)
+  neg = np.full((1, v.shape[1]), -np.inf)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    pre = np.concatenate([neg, np.logaddexp.accumulate(v, axis=0)[:-1]])
+    suf = np.concatenate([np.logaddexp.accumulate(v[::-1], axis=0)[::-1][1:], neg])
+    total = np.logaddexp(pre[targets], suf[targets])
+    if mask is None:
+      count = np.full(total.shape, v.shape[0] - 1)
+    else:
+      count = mask.sum(axis=0)[None, :] - mask[targets]
+    return np.where(count > 0, total - np.log(count), np.nan)
+
+
+def _loo_rmia_scores(stats, keep, test_stats, targets, gamma, offline_a):
+  """RMIA scores [T, N], each target against the other M - 1 models as reference models."""
+  lq = _log_mean_query_prob(stats)  # [M, N]
+  lqz = _log_mean_query_prob(test_stats)  # [M, Z]
+  if offline_a is None:
+    lpx = _loo_log_mean(lq, None, targets)
+  else:
+    lpx = _loo_log_mean(lq, ~keep, targets)
+    lpx = _fill_log_mean_over_examples(lpx, ~np.isnan(lpx))
+    lpx = _rmia_log_denominator(lpx, offline_a)
+  lpz = _rmia_log_denominator(_loo_log_mean(lqz, None, targets), offline_a)
+  ratio_x = _log_ratio(lq[targets], lpx)
+  ratio_z = _log_ratio(lqz[targets], lpz)
+  out = np.empty(ratio_x.shape)
+  batch = max(1, _BATCH_ELEMENTS // (ratio_x.shape[1] + ratio_z.shape[1]))
+  for lo in range(0, len(targets), batch):
+    out[lo:lo + batch] = _rmia_from_log_ratios(ratio_x[lo:lo + batch], ratio_z[lo:lo + batch],
+                                               gamma)
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------------------------
+
+
+def _pct(f: float) -> str:
+  return f"{f * 100:g}%"
+
+
+@dataclasses.dataclass
+class AttackResult:
+  """Metrics of one attack over all targets.
+
+  Attributes:
+    name: the attack's name (see :data:`ATTACKS`).
+    auc: ROC AUC of all targets' scores pooled (every (target, example) pair is one sample).
+    balanced_accuracy: best balanced accuracy max_tau (TPR + 1 - FPR) / 2 of the pooled ROC.
+    tpr_at_fpr: {f: TPR at FPR <= f} of the pooled ROC; NaN with fewer than 1 / f non-members.
+    fpr, tpr: the pooled ROC curve, thinned to <= 2,000 points (exact at log-spaced FPRs).
+    num_members, num_nonmembers: pooled counts behind the curve.
+    per_target: {"auc", "balanced_accuracy", "tpr@f", "num_members", "num_nonmembers"}: [T]
+      arrays, the same metrics for each target model on its own.
+    per_example_auc: [N] float64, the per-example vulnerability: for example i, the AUC of
+      telling the targets that trained on i from those that did not by the score of i,
+      P(score_IN > score_OUT) + P(tie) / 2 over target models. 0.5 = indistinguishable,
+      1 = perfectly exposed; NaN when i is IN for all or none of the targets.
+    seconds: wall time of this attack's scores (LiRA variants share one fit: see timings).
+    scores: [T, N] float64 scores (only with ``return_scores=True``), else None.
+  """
+
+  name: str
+  auc: float
+  balanced_accuracy: float
+  tpr_at_fpr: dict[float, float]
+  fpr: np.ndarray
+  tpr: np.ndarray
+  num_members: int
+  num_nonmembers: int
+  per_target: dict[str, np.ndarray]
+  per_example_auc: np.ndarray
+  seconds: float = float("nan")
+  scores: np.ndarray | None = None
+
+
+def _nan_to_none(x):
+  if isinstance(x, dict):
+    return {str(k): _nan_to_none(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_nan_to_none(v) for v in x]
+  if isinstance(x, np.ndarray):
+    return _nan_to_none(x.tolist())
+  if isinstance(x, (float, np.floating)):
+    return None if math.isnan(x) else float(x)
+  if isinstance(x, np.integer):
+    return int(x)
+  return x
+
+
+@dataclasses.dataclass
+class AttackResults:
+  """Results of :func:`evaluate_attacks`.
+
+  Attributes:
+    attacks: {name: AttackResult}, in the order requested.
+    targets: [T] int, the models used as targets.
+    num_models: M.
+    num_examples: N.
+    num_population: Z (population points for RMIA), or None.
+    fprs: the FPR budgets of the tpr_at_fpr entries.
+    timings: wall seconds per phase ("lira" = the shared fit and all LiRA variants, "rmia",
+      "rmia_offline", "loss", "metrics").
+  """
+
+  attacks: dict[str, AttackResult]
+  targets: np.ndarray
+  num_models: int
+  num_examples: int
+  num_population: int | None
+  fprs: tuple[float, ...]
+  timings: dict[str, float]
+
+  def __getitem__(self, name: str) -> AttackResult:
+    return self.attacks[name]
+
+  def table(self, markdown: bool = False):
+    """One row per attack: pooled AUC, balanced accuracy, TPR at each FPR, per-target AUC.
+
+    Args:
+      markdown: return a markdown table string instead of the list of dict rows.
+
+    Returns:
+      list of dicts (keys: attack, auc, balanced_accuracy, tpr@f..., target_auc_mean,
+      target_auc_std) or a markdown string.
+    """
+    rows = []
+    for name, r in self.attacks.items():
+      row = {"attack": name, "auc": r.auc, "balanced_accuracy": r.balanced_accuracy}
+      for f in self.fprs:
+        row[f"tpr@{f:g}"] = r.tpr_at_fpr[f]
+      t_auc = r.per_target["auc"]
+      row["target_auc_mean"] = float(np.nanmean(t_auc)) if np.isfinite(t_auc).any() else np.nan
+      row["target_auc_std"] = float(np.nanstd(t_auc)) if np.isfinite(t_auc).any() else np.nan
+      rows.append(row)
+    if not markdown:
+      return rows
+    head = (["attack", "AUC", "bal. acc."] + [f"TPR@{_pct(f)} FPR" for f in self.fprs]
+            + ["per-target AUC"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+      cells = [row["attack"], f"{row['auc']:.4f}", f"{row['balanced_accuracy']:.4f}"]
+      for f in self.fprs:
+        v = row[f"tpr@{f:g}"]
+        cells.append("n/a" if math.isnan(v) else f"{v * 100:.2f}%")
+      cells.append(f"{row['target_auc_mean']:.4f} ± {row['target_auc_std']:.4f}")
+      lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+  def __str__(self) -> str:
+    return self.table(markdown=True)
+
+  def per_example_columns(self) -> dict[str, np.ndarray]:
+    """{"mia_auc_<attack>": [N] per-example vulnerability} for a per-example CSV/table."""
+    return {f"mia_auc_{name}": r.per_example_auc for name, r in self.attacks.items()}
+
+  def to_dict(self, per_example: bool = False) -> dict:
+    """A JSON-ready dict (NaN -> None); per-example arrays only with ``per_example=True``."""
+    attacks = {}
+    for name, r in self.attacks.items():
+      d = {"auc": r.auc, "balanced_accuracy": r.balanced_accuracy,
+           "tpr_at_fpr": {f"{f:g}": v for f, v in r.tpr_at_fpr.items()},
+           "num_members": r.num_members, "num_nonmembers": r.num_nonmembers,
+           "seconds": r.seconds, "roc": {"fpr": r.fpr, "tpr": r.tpr},
+           "per_target": r.per_target}
+      if per_example:
+        d["per_example_auc"] = r.per_example_auc
+      attacks[name] = d
+    return _nan_to_none({
+        "format": "memjax.attack_results/1", "num_models": self.num_models,
+        "num_examples": self.num_examples, "num_population": self.num_population,
+        "targets": self.targets, "fprs": list(self.fprs), "timings": self.timings,
+        "attacks": attacks})
+
+  def to_json(self, path: str | None = None, *, per_example: bool = False) -> str:
+    """The results as JSON (NaN written as null); also written to ``path`` when given."""
+    text = json.dumps(self.to_dict(per_example=per_example), indent=1)
+    if path is not None:
+      with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def _summarise(name: str, scores: np.ndarray, members: np.ndarray, fprs, seconds: float,
+               return_scores: bool) -> AttackResult:
+  pooled = roc_lib.roc_summary(scores, members, fprs=fprs)
+  per_target = roc_lib.roc_metrics(scores, members, axis=1, fprs=fprs)
+  per_example = roc_lib.roc_metrics(scores, members, axis=0, fprs=())["auc"]
+  return AttackResult(
+      name=name, auc=pooled["auc"], balanced_accuracy=pooled["balanced_accuracy"],
+      tpr_at_fpr={f: pooled[f"tpr@{f:g}"] for f in fprs}, fpr=pooled["fpr"], tpr=pooled["tpr"],
+      num_members=pooled["num_members"], num_nonmembers=pooled["num_nonmembers"],
+      per_target=per_target, per_example_auc=per_example, seconds=seconds,
+      scores=scores if return_scores else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate_attacks
+# ----------------------------------------------------------------------------------------------
+
+
+def evaluate_attacks(train_stats, keep, *, test_stats=None,
+                     attacks: Sequence[str] = DEFAULT_ATTACKS, max_targets: int | None = None,
+                     fprs: Sequence[float] = roc_lib.DEFAULT_FPRS, rmia_gamma: float = 1.0,
+                     rmia_offline_a: float = 0.3, return_scores: bool = False) -> AttackResults:
+  """Leave-one-model-out evaluation of membership inference attacks over an ensemble.
+
+  Every model t in turn (the first ``max_targets`` models) is the target; the other M - 1
+  models are its shadow / reference models, and the members of t are {i : keep[t, i]}. Scores
+  equal calling the single-target functions on each target (tested), but are computed
+  vectorised across targets: per example and query, the M statistics are sorted once within
+  their IN and OUT groups, so removing the target's own value from a median is an O(1) index
+  shift and from a mean / variance an O(1) update (RMIA: exclusive prefix/suffix log-sum-exp
+  over models); targets are processed in batches that bound memory.
+
+  Attacks (names; see :func:`lira`, :func:`rmia`, :func:`loss_attack` for the formulas):
+    "lira_online", "lira_online_fixed": online LiRA, per-example / fixed variance.
+    "lira_offline", "lira_offline_fixed": offline LiRA, the paper's one-sided test.
+    "lira_offline_two_sided", "lira_offline_two_sided_fixed": the reference code's offline test.
+    "rmia": online RMIA with gamma = rmia_gamma; "rmia_offline": offline RMIA with
+      a = rmia_offline_a. Both need ``test_stats`` (the population); without it they are
+      skipped with a warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
+    "loss": the loss threshold on the first query, loss = softplus(-stat[..., 0]).
+
+  Args:
+    train_stats: [M, N, A] float, LiRA statistics (:func:`lira_statistic`) of every model on
+      every query of every training example (records' ``train_lira``).
+    keep: [M, N] bool, keep[m, i] = model m trained on example i.
+    test_stats: optional [M, Z, A'] float, the same statistics on population points that no
+      model trained on (records' ``test_lira``); used by RMIA.
+    attacks: names from :data:`ATTACKS`.
+    max_targets: use only the first max_targets models as targets (all models still serve as
+      shadows of the others); None = all M.
+    fprs: FPR budgets for the TPR-at-FPR metrics.
+    rmia_gamma: RMIA's likelihood-ratio threshold gamma.
+    rmia_offline_a: RMIA's offline coefficient a (only for "rmia_offline").
+    return_scores: keep every attack's [T, N] scores (float64) in the results.
+
+  Returns:
+    :class:`AttackResults`.
+  """
+  stats = _float_array("train_stats", train_stats, 3, "[M, N, A]")
+  m, n, _ = stats.shape
+  keep = _keep_mask("keep", keep, (m, n), "[M, N] (models x training examples)")
+  if m < 3:
+    raise MemjaxError(
+        f"evaluate_attacks needs at least 3 models (a target and 2 shadows); got {m}.")
+  attacks = tuple(attacks)
+  unknown = [a for a in attacks if a not in ATTACKS]
+  if unknown or not attacks:
+    raise MemjaxError(f"evaluate_attacks: unknown attack(s) {unknown}; choose from {ATTACKS}.")
+  if test_stats is not None:
+    test_stats = _float_array("test_stats", test_stats, 3, "[M, Z, A]")
+    if test_stats.shape[0] != m or test_stats.shape[1] == 0:
+      raise MemjaxError(
+          f"test_stats has shape {test_stats.shape}; it needs the same M = {m} models as "
+          "train_stats and at least one population example: [M, Z, A].")
+  else:
+    skipped = [a for a in attacks if a.startswith("rmia")]
+    if skipped:
+      warnings.warn(f"evaluate_attacks: {skipped} need test_stats (population points); skipped.",
+                    stacklevel=2)
+      attacks = tuple(a for a in attacks if not a.startswith("rmia"))
+      if not attacks:
+        raise MemjaxError("evaluate_attacks: RMIA needs test_stats; pass the test-split stats.")
+  if max_targets is None:
+    max_targets = m
+  if not 1 <= int(max_targets) <= m:
+    raise MemjaxError(f"max_targets must be in [1, {m}]; got {max_targets}.")
+  _check_gamma_a(rmia_gamma, rmia_offline_a)
+  targets = np.arange(int(max_targets))
+  members = keep[targets]
+  timings: dict[str, float] = {}
+  scores: dict[str, np.ndarray] = {}
+  lira_names = [a for a in attacks if a in LIRA_VARIANTS]
+  if lira_names:
+    scores.update(_loo_lira_scores(stats, keep, targets, lira_names, timings))
+  for name, a in (("rmia", None), ("rmia_offline", rmia_offline_a)):
+    if name in attacks:
+      t0 = time.perf_counter()
+      scores[name] = _loo_rmia_scores(stats, keep, test_stats, targets, rmia_gamma, a)
+      timings[name] = time.perf_counter() - t0
+  if "loss" in attacks:
+    t0 = time.perf_counter()
+    scores["loss"] = loss_attack(loss_from_statistic(stats[targets, :, 0]))
+    timings["loss"] = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  results = {}
+  for name in attacks:
+    sec = timings["lira"] if name in LIRA_VARIANTS else timings[name]
+    results[name] = _summarise(name, scores[name], members, tuple(fprs), sec, return_scores)
+  timings["metrics"] = time.perf_counter() - t0
+  return AttackResults(
+      attacks=results, targets=targets, num_models=m, num_examples=n,
+      num_population=None if test_stats is None else int(test_stats.shape[1]),
+      fprs=tuple(fprs), timings=timings)
+
+
+# ----------------------------------------------------------------------------------------------
+# Plot
+# ----------------------------------------------------------------------------------------------
+
+
+def plot_roc(results: AttackResults, path: str, *, title: str | None = None) -> str:
+  """Log-log ROC curves of every attack in ``results`` with the chance diagonal, saved as PNG.
+
+  Uses matplotlib's Agg canvas directly (no pyplot, no global backend change).
+
+  Args:
+    results: from :func:`evaluate_attacks`.
+    path: output file (PNG).
+    title: optional plot title.
+
+  Returns:
+    path.
+  """
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(5.5, 5.0))
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  lo = 1.0
+  for name, r in results.attacks.items():
+    ok = (r.fpr > 0) & (r.tpr > 0)
+    lo = min(lo, 1.0 / max(r.num_nonmembers, 1))
+    low = r.tpr_at_fpr.get(1e-3, np.nan)
+    label = f"{name} (AUC {r.auc:.3f}" + ("" if math.isnan(low) else f", TPR@0.1% {low:.1%}") + ")"
+    ax.loglog(r.fpr[ok], r.tpr[ok], label=label, lw=1.3)
+  ax.plot([lo, 1], [lo, 1], "k--", lw=0.8, label="chance")
+  ax.set_xlim(lo, 1)
+  ax.set_ylim(lo, 1)
+  ax.set_xlabel("false positive rate")
+  ax.set_ylabel("true positive rate")
+  ax.set_title(title or f"membership inference, {len(results.targets)} targets, "
+               f"{results.num_models} models")
+  ax.legend(loc="lower right", fontsize=7)
+  ax.grid(True, which="major", alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=150)
+  return path
