@@ -20,7 +20,9 @@ model.
 The model axis is sharded over every device with a 1-D ``Mesh`` named ``"models"``: training
 state and keep masks carry ``NamedSharding(mesh, P("models"))``, the data is replicated, and XLA
 partitions the vmapped program so each device trains its own slice of models without
-communication.
+communication. On several hosts (after ``jax.distributed.initialize()``), ``jax.devices()`` spans
+all of them, every process runs the same program on its own devices' models, and evaluation
+outputs are all-gathered to every process (:func:`to_host`).
 
 Evaluation runs in inference mode (BatchNorm running averages) on every training and test
 example, with ``lax.map`` over blocks of examples and ``vmap`` over models, and reduces at once to
@@ -295,7 +297,15 @@ class Engine:
     xs, ys = self.eval_sets[split]
     out = self.evaluate_block(state, xs, ys, with_queries=with_queries)
     n = self.num_examples[split]
-    return {k: np.asarray(v)[:, :n] for k, v in out.items()}
+    return {k: to_host(v)[:, :n] for k, v in out.items()}
+
+
+def to_host(array: jax.Array) -> np.ndarray:
+  """The whole (possibly multi-host sharded) array as numpy on every process."""
+  if jax.process_count() > 1 and not array.is_fully_addressable:
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+  return np.asarray(array)
 
 
 def steps_per_epoch(keep: np.ndarray, batch_size: int) -> int:

@@ -202,10 +202,12 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   info.update(num_params=fns.num_params, chunk_size=chunk_size,
               devices=[str(d) for d in mesh.devices.flat], eval_epochs=eval_epochs)
 
-  records_dir = None if directory is None else os.path.join(directory, "records")
-  start_model = 0
+  # On several hosts process 0 writes the run directory (on a filesystem all hosts share); the
+  # other processes train their devices' models and keep their records in memory.
+  writer = jax.process_index() == 0
+  records_dir = None if directory is None or not writer else os.path.join(directory, "records")
+  start_model = 0 if directory is None else _read_progress(directory)["completed_models"]
   if records_dir is not None and os.path.exists(os.path.join(records_dir, "spec.json")):
-    start_model = _read_progress(directory)["completed_models"]
     if old_records is not None and old_records.num_models != num_models:
       _grow_records(directory, old_records, design, eval_epochs)
     records = _open_writable(records_dir)
@@ -213,7 +215,7 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
     records = Records.allocate(keep=keep, groups=design.groups, eval_epochs=eval_epochs,
                                train_labels=dataset.y_train, test_labels=dataset.y_test,
                                num_queries=config.query_augmentations, directory=records_dir)
-  if directory is not None:
+  if records_dir is not None:
     _write_json(os.path.join(directory, "run.json"), info)
 
   checkpoints = _Checkpoints(directory, config) if directory is not None else None
@@ -227,8 +229,9 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
       _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, timings,
                    chunk_label=f"chunk {chunk_index + 1}/{len(chunks)}")
       records.flush()
-      if directory is not None:
+      if records_dir is not None:
         _write_json(os.path.join(directory, "progress.json"), {"completed_models": hi})
+      if checkpoints is not None:
         checkpoints.clear()
   finally:
     if bar is not None:
@@ -239,7 +242,7 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   model_epochs = (num_models - start_model) * config.epochs
   timings["model_epochs_per_s"] = model_epochs / max(timings["train_s"], 1e-9)
   info["finished"] = True
-  if directory is not None:
+  if records_dir is not None:
     _write_json(os.path.join(directory, "run.json"), info)
     from memjax import scores
     scores.write_csv(os.path.join(directory, "scores.csv"), scores.table(records))
@@ -287,7 +290,7 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
       checkpoints.save(lo, epoch + 1, state)
     if bar is not None:
       bar.set_description(f"{chunk_label} epoch {epoch + 1}/{config.epochs}")
-      bar.set_postfix(loss=f"{float(np.mean(np.asarray(loss)[:real])):.3f}")
+      bar.set_postfix(loss=f"{float(np.mean(engine_lib.to_host(loss)[:real])):.3f}")
       bar.update(real)
 
 
