@@ -314,8 +314,11 @@ def steps_per_epoch(keep: np.ndarray, batch_size: int) -> int:
 
 
 def _pad_blocks(x: np.ndarray, y: np.ndarray, block: int):
+  """[n, ...], [n] -> [nb, b, ...], [nb, b]: the fewest blocks of at most ``block`` examples,
+  of equal size b (zero padding at the end, less than nb examples of it)."""
   n = x.shape[0]
   blocks = math.ceil(n / block)
+  block = math.ceil(n / blocks)
   pad = blocks * block - n
   x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
   y = np.concatenate([y, np.zeros((pad,), y.dtype)]) if pad else y
