@@ -1,0 +1,879 @@
+"""The HTML report of a finished run: ``memjax report DIR`` or :func:`write_report`.
+
+The report is one self-contained HTML file: inline CSS, every figure a base64-embedded PNG, no
+scripts and no external assets, so it opens offline in any browser and can be mailed around. It
+shows, for the run in ``DIR``:
+
+* the headline numbers (accuracies, memorized count) and the run's configuration, data, design,
+  devices, timings and versions;
+* a histogram of the memorization scores with the 0.25 threshold of Feldman & Zhang marked;
+* the most and the least memorized training examples with their labels and scores (images for
+  image data, a table otherwise);
+* C-score against memorization;
+* per-epoch curves (accuracies, memorized count, mean memorization) when the run evaluated after
+  more than one epoch (``eval_every``);
+* membership inference: the attack table and the log-log ROC when ``memjax attack DIR`` has
+  written ``attacks.json`` and ``roc.png`` into the run directory.
+
+Images need the training data: it is reloaded from the run's data spec (``run.json``). When that
+fails (an in-memory dataset, a moved file, an unprepared TFDS dataset) the report says so and
+leaves the images out; pass ``data=`` (``--data SPEC``) to point at the data.
+
+The ``figure_*`` functions return matplotlib Figures (Agg canvas, pyplot untouched) and are shared
+with the notebooks.
+
+>>> path = write_report("runs/digits-mlp-20250101-120000")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import html
+import io
+import json
+import math
+import os
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from memjax.errors import MemjaxError
+
+THRESHOLD = 0.25  # Feldman & Zhang's threshold for "memorized" (memjax.estimators.DEFAULT_THRESHOLD)
+REPORT_NAME = "report.html"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_DPI = 110
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ReportInputs:
+  """Everything the report shows, read from a run directory.
+
+  Attributes:
+    directory: the run directory.
+    info: the parsed ``run.json``.
+    records: the run's :class:`memjax.records.Records` (memory-mapped).
+    scores: the score table (:func:`memjax.scores.table`), columns [N].
+    extra_columns: further per-example columns of ``scores.csv`` (e.g. ``mia_auc_<attack>``).
+    data: the training data for images, or None when it could not be reloaded.
+    attacks: the parsed ``attacks.json``, or None.
+    roc_png: the bytes of ``roc.png``, or None.
+    notes: sentences about what the report had to leave out, and why.
+  """
+
+  directory: str
+  info: dict[str, Any]
+  records: Any
+  scores: dict[str, np.ndarray]
+  extra_columns: dict[str, np.ndarray]
+  data: Any
+  attacks: dict[str, Any] | None
+  roc_png: bytes | None
+  notes: list[str]
+
+
+def load_inputs(run_dir: str, data: Any = None) -> ReportInputs:
+  """Reads a finished run directory for the report.
+
+  Args:
+    run_dir: a directory written by ``memjax run`` / ``memjax.train(..., directory=...)``.
+    data: optional dataset (a spec string or a :class:`memjax.Dataset`) to take the images
+      from, instead of reloading the run's own data spec.
+
+  Raises:
+    MemjaxError: when ``run_dir`` is not a memjax run directory or the run has not finished.
+  """
+  from memjax import scores as scores_lib
+  from memjax.records import Records
+
+  info = _read_run_info(run_dir)
+  records = Records.load(os.path.join(run_dir, "records"))
+  _check_finished(run_dir, info, records)
+  notes: list[str] = []
+  dataset = _load_data(info, records, data, notes)
+  attacks, roc_png = _load_attacks(run_dir, notes)
+  return ReportInputs(directory=run_dir, info=info, records=records,
+                      scores=scores_lib.table(records),
+                      extra_columns=_extra_columns(run_dir, records.num_examples),
+                      data=dataset, attacks=attacks, roc_png=roc_png, notes=notes)
+
+
+def _read_run_info(run_dir: str) -> dict[str, Any]:
+  if not os.path.isdir(run_dir):
+    raise MemjaxError(f"{run_dir!r} is not a directory. Pass the run directory written by "
+                      "`memjax run --out DIR` (it holds run.json, scores.csv and records/).")
+  path = os.path.join(run_dir, "run.json")
+  if not os.path.exists(path):
+    raise MemjaxError(f"{run_dir!r} is not a memjax run directory (no run.json). Pass the DIR "
+                      "given to `memjax run --out DIR`.")
+  try:
+    with open(path) as f:
+      info = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise MemjaxError(f"Could not read {path} ({e}); the run directory is damaged.") from e
+  missing = [k for k in ("config", "data", "design") if k not in info]
+  if missing:
+    raise MemjaxError(f"{path} lacks {missing}; it was not written by `memjax run`.")
+  return info
+
+
+def _check_finished(run_dir: str, info: dict, records) -> None:
+  done = records.num_models
+  progress = os.path.join(run_dir, "progress.json")
+  if os.path.exists(progress):
+    with open(progress) as f:
+      done = json.load(f).get("completed_models", done)
+  if not info.get("finished") or done < records.num_models:
+    raise MemjaxError(
+        f"The run in {run_dir!r} has not finished ({done} of {records.num_models} models "
+        "trained), so its scores are incomplete. Finish it with `memjax run --resume "
+        f"{run_dir}`, then write the report.")
+
+
+def _load_data(info: dict, records, data: Any, notes: list[str]):
+  """The run's training data for images, or None with a note saying why not."""
+  from memjax import data as data_lib
+
+  spec = data if data is not None else info.get("data_spec")
+  if spec is None:
+    notes.append("The run was trained on in-memory arrays (no data spec in run.json), so the "
+                 "report cannot show its training examples. Pass the data: `memjax report DIR "
+                 "--data SPEC` or write_report(DIR, data=dataset).")
+    return None
+  try:
+    dataset = data_lib.load(spec)
+  except Exception as e:  # any loader failure degrades to a report without images
+    notes.append(f"Could not reload the training data {_spec_name(spec)} ({e}); the report "
+                 "shows no example images. Pass the data with `--data SPEC`.")
+    return None
+  if dataset.num_train != records.num_examples or not np.array_equal(
+      np.asarray(dataset.y_train), np.asarray(records.train_labels)):
+    notes.append(f"The data {_spec_name(spec)} does not match the run ({dataset.num_train} "
+                 f"examples vs {records.num_examples} trained on, or different labels); the "
+                 "report shows no example images.")
+    return None
+  return dataset
+
+
+def _spec_name(spec: Any) -> str:
+  return repr(spec) if isinstance(spec, str) else f"<{type(spec).__name__}>"
+
+
+def _load_attacks(run_dir: str, notes: list[str]) -> tuple[dict | None, bytes | None]:
+  attacks = roc_png = None
+  path = os.path.join(run_dir, "attacks.json")
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        attacks = json.load(f)
+      if not isinstance(attacks.get("attacks"), dict):
+        raise ValueError("no 'attacks' mapping")
+    except (OSError, ValueError) as e:
+      notes.append(f"attacks.json could not be read ({e}); run `memjax attack DIR` again.")
+      attacks = None
+  roc_path = os.path.join(run_dir, "roc.png")
+  if os.path.exists(roc_path):
+    with open(roc_path, "rb") as f:
+      roc_png = f.read()
+    if not roc_png.startswith(PNG_MAGIC):
+      notes.append("roc.png is not a PNG file; the ROC is drawn from attacks.json instead.")
+      roc_png = None
+  return attacks, roc_png
+
+
+def _extra_columns(run_dir: str, num_examples: int) -> dict[str, np.ndarray]:
+  """Numeric columns of scores.csv beyond the standard table (e.g. mia_auc_<attack>)."""
+  path = os.path.join(run_dir, "scores.csv")
+  if not os.path.exists(path):
+    return {}
+  with open(path, newline="") as f:
+    reader = csv.reader(f)
+    header = next(reader, [])
+    wanted = [i for i, name in enumerate(header) if name.startswith("mia_auc_")]
+    if not wanted:
+      return {}
+    rows = [[row[i] for i in wanted] for row in reader]
+  if len(rows) != num_examples:
+    return {}
+  values = np.array([[_float(v) for v in row] for row in rows], np.float64).reshape(-1, len(wanted))
+  return {header[i]: values[:, k] for k, i in enumerate(wanted)}
+
+
+def _float(text: str) -> float:
+  try:
+    return float(text)
+  except ValueError:
+    return math.nan
+
+
+# ----------------------------------------------------------------------------------------------
+# Derived tables
+# ----------------------------------------------------------------------------------------------
+
+
+def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
+  """Per-evaluation-epoch summary of a run, each column [T].
+
+  Columns: ``epoch``; ``train_accuracy`` (mean over models of the accuracy on their own subset),
+  ``heldout_accuracy`` (on the training examples they did not see), ``test_accuracy``, ``gap``
+  (train - test accuracy); ``mean_memorization`` and ``memorized`` (examples with memorization
+  >= threshold) from the correctness after that epoch.
+  """
+  from memjax import estimators
+
+  keep = np.asarray(records.keep)
+  mean_mem, memorized = [], []
+  for t in range(len(records.eval_epochs)):
+    mem = estimators.memorization(np.asarray(records.train_correct[t]), keep)
+    mean_mem.append(float(np.nanmean(mem)) if np.isfinite(mem).any() else math.nan)
+    memorized.append(estimators.count_memorized(mem, threshold))
+  train = records.train_accuracy().mean(-1)
+  test = records.test_accuracy().mean(-1)
+  return {
+      "epoch": np.asarray(records.eval_epochs, np.int64),
+      "train_accuracy": train,
+      "heldout_accuracy": records.heldout_accuracy().mean(-1),
+      "test_accuracy": test,
+      "gap": train - test,
+      "mean_memorization": np.asarray(mean_mem),
+      "memorized": np.asarray(memorized, np.int64),
+  }
+
+
+def ranked_examples(scores: dict[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+  """(most, least): indices of the k most memorized and the k least memorized examples.
+
+  Most memorized: highest memorization first, the smaller standard error breaking ties. Least
+  memorized: lowest memorization first, the higher C-score breaking ties (the most typical).
+  Examples with a NaN score (no IN or no OUT model) are left out.
+  """
+  mem = np.asarray(scores["memorization"], np.float64)
+  se = np.nan_to_num(np.asarray(scores["memorization_se"], np.float64), nan=np.inf)
+  cs = np.nan_to_num(np.asarray(scores["cscore"], np.float64), nan=-np.inf)
+  finite = np.flatnonzero(np.isfinite(mem))
+  most = finite[np.lexsort((se[finite], -mem[finite]))][:k]
+  least = finite[np.lexsort((-cs[finite], mem[finite]))][:k]
+  return most, least
+
+
+def display_images(raw: np.ndarray) -> np.ndarray:
+  """Images [K, H, W, C] as float values in [0, 1] for display.
+
+  uint8 images are divided by 255, floats already in [0, 1] are kept, floats in [0, 255] are
+  divided by 255, anything else (e.g. standardised features) is min-max scaled per image.
+  """
+  raw = np.asarray(raw)
+  if raw.dtype == np.uint8:
+    return raw.astype(np.float32) / 255.0
+  x = raw.astype(np.float32)
+  lo, hi = float(np.min(x)), float(np.max(x))
+  if lo >= 0 and hi <= 1:
+    return x
+  if lo >= 0 and hi <= 255 and hi > 1:
+    return x / 255.0
+  flat = x.reshape(len(x), -1)
+  low = flat.min(1).reshape(-1, *[1] * (x.ndim - 1))
+  span = np.maximum(flat.max(1) - flat.min(1), 1e-12).reshape(low.shape)
+  return (x - low) / span
+
+
+def _label_name(label: int, class_names, prefix: bool = False) -> str:
+  if class_names and 0 <= label < len(class_names):
+    name = str(class_names[label])
+    return name if name != str(label) or not prefix else f"label {name}"
+  return f"label {label}" if prefix else str(label)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:
+  """A GitHub-flavoured markdown table (floats with ``digits`` decimals, NaN as n/a).
+
+  >>> print(markdown_table(["model", "acc"], [["mlp", 0.91234]], digits=2))
+  | model | acc |
+  |---|---|
+  | mlp | 0.91 |
+  """
+  cell = lambda v: _fmt(float(v), digits) if isinstance(v, (float, np.floating)) else str(v)
+  lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def score_rows(scores: dict[str, np.ndarray], index: Sequence[int],
+               columns: Sequence[str] = ("index", "label", "memorization", "memorization_se",
+                                         "cscore", "in_accuracy", "out_accuracy")) -> list:
+  """Rows of the score table for the examples ``index`` (for :func:`markdown_table`)."""
+  return [[scores[c][i].item() if hasattr(scores[c][i], "item") else scores[c][i]
+           for c in columns] for i in index]
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures (Agg canvas, no pyplot)
+# ----------------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float):
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(width, height))
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def figure_png(fig, dpi: int = _DPI) -> bytes:
+  """The PNG bytes of a matplotlib Figure."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=dpi)
+  return buf.getvalue()
+
+
+def figure_histogram(memorization: np.ndarray, threshold: float = THRESHOLD, title: str = ""):
+  """Histogram of memorization scores, bars at or above ``threshold`` highlighted.
+
+  Args:
+    memorization: [N] scores (NaN ignored).
+    threshold: the "memorized" threshold, drawn as a dashed line.
+    title: optional title.
+  """
+  mem = np.asarray(memorization, np.float64)
+  mem = mem[np.isfinite(mem)]
+  fig = _figure(7.5, 3.6)
+  ax = fig.add_subplot()
+  lo = min(-0.1, math.floor(mem.min() * 20) / 20) if mem.size else -0.1
+  bins = np.arange(lo, 1.0 + 1e-9 + 0.05, 0.05) - 0.025
+  counts, edges, patches = ax.hist(mem, bins=bins, color="#4c72b0", edgecolor="white", lw=0.5)
+  for left, patch in zip(edges[:-1], patches):
+    if left + 0.025 >= threshold - 1e-9:
+      patch.set_facecolor("#dd8452")
+  n_mem = int(np.sum(mem >= threshold))
+  ax.axvline(threshold, color="#c44e52", ls="--", lw=1.5,
+             label=f"threshold {threshold:g}: {n_mem} of {mem.size} memorized "
+             f"({100 * n_mem / max(mem.size, 1):.1f}%)")
+  if counts.size and counts.max() > 0:
+    ax.set_yscale("symlog", linthresh=10)
+  ax.set_xlabel("memorization score  P(correct | IN) - P(correct | OUT)")
+  ax.set_ylabel("training examples")
+  ax.set_title(title or "Memorization scores")
+  ax.legend(loc="upper right", fontsize=8)
+  ax.grid(True, axis="y", alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+def figure_examples(images: np.ndarray, captions: Sequence[str], title: str, ncols: int = 8):
+  """A grid of images with a caption above each, drawn as one mosaic (fast for many images).
+
+  Args:
+    images: [K, H, W, C] values in [0, 1] (see :func:`display_images`); C = 1 is drawn grey.
+    captions: K strings (may contain one newline).
+    title: the figure title.
+    ncols: images per row.
+  """
+  images = np.asarray(images, np.float32)
+  k, h, w = images.shape[:3]
+  ncols = max(1, min(ncols, k))
+  nrows = max(1, math.ceil(k / ncols))
+  rgb = images[..., :3] if images.shape[-1] >= 3 else np.repeat(images[..., :1], 3, axis=-1)
+  pad_x, pad_top, pad_bottom = max(1, round(0.3 * w)), max(2, round(0.55 * h)), max(1, h // 20)
+  cell_w, cell_h = w + pad_x, h + pad_top + pad_bottom
+  mosaic = np.ones((nrows * cell_h, ncols * cell_w, 3), np.float32)
+  height = 1.55 * nrows + 0.45
+  fig = _figure(1.3 * ncols, height)
+  ax = fig.add_axes((0.005, 0.005, 0.99, 1 - 0.5 / height))
+  for j in range(k):
+    row, col = divmod(j, ncols)
+    y0, x0 = row * cell_h + pad_top, col * cell_w + pad_x // 2
+    mosaic[y0:y0 + h, x0:x0 + w] = np.clip(rgb[j], 0, 1)
+    ax.text(x0 + (w - 1) / 2, y0 - 0.5 - 0.04 * h, captions[j], ha="center", va="bottom",
+            fontsize=7.5, linespacing=1.1)
+  ax.imshow(mosaic, interpolation="nearest" if h <= 64 else "antialiased")
+  ax.set_axis_off()
+  fig.suptitle(title, fontsize=11, y=1 - 0.12 / height)
+  return fig
+
+
+def figure_scatter(cscore: np.ndarray, memorization: np.ndarray, labels: np.ndarray | None = None,
+                   threshold: float = THRESHOLD):
+  """C-score against memorization, one point per example (coloured by label up to 10 classes).
+
+  Memorization is IN accuracy minus OUT accuracy and the C-score is the OUT accuracy, so every
+  point lies on or below the line memorization = 1 - C-score (drawn).
+  """
+  cs, mem = np.asarray(cscore, np.float64), np.asarray(memorization, np.float64)
+  ok = np.isfinite(cs) & np.isfinite(mem)
+  fig = _figure(6.0, 4.4)
+  ax = fig.add_subplot()
+  rng = np.random.default_rng(0)  # jitter: many points share the same few values
+  jitter = lambda n: rng.uniform(-0.008, 0.008, n)
+  if labels is not None and len(np.unique(labels[ok])) <= 10:
+    for c in np.unique(labels[ok]):
+      sel = ok & (labels == c)
+      ax.scatter(cs[sel] + jitter(sel.sum()), mem[sel] + jitter(sel.sum()), s=7, alpha=0.55,
+                 label=str(c), lw=0)
+    ax.legend(title="label", fontsize=7, title_fontsize=7, loc="upper right", markerscale=2,
+              ncols=2)
+  else:
+    ax.scatter(cs[ok] + jitter(ok.sum()), mem[ok] + jitter(ok.sum()), s=7, alpha=0.5, lw=0)
+  ax.plot([0, 1], [1, 0], "k:", lw=1, label="_bound")
+  ax.axhline(threshold, color="#c44e52", ls="--", lw=1)
+  ax.set_xlim(-0.03, 1.03)
+  ax.set_xlabel("C-score  (accuracy when held out)")
+  ax.set_ylabel("memorization")
+  r = _pearson(cs[ok], mem[ok])
+  ax.set_title("C-score vs memorization" + ("" if math.isnan(r) else f"  (Pearson r = {r:.2f})"))
+  ax.grid(True, alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+  if x.size < 3 or np.std(x) == 0 or np.std(y) == 0:
+    return math.nan
+  return float(np.corrcoef(x, y)[0, 1])
+
+
+def figure_epochs(table: dict[str, np.ndarray], threshold: float = THRESHOLD):
+  """Per-epoch curves from :func:`epoch_table`: accuracies (left), memorization (right)."""
+  epochs = table["epoch"]
+  fig = _figure(10.0, 3.7)
+  ax = fig.add_subplot(1, 2, 1)
+  ax.plot(epochs, table["train_accuracy"], "o-", ms=3, label="train (own subset)")
+  ax.plot(epochs, table["heldout_accuracy"], "s-", ms=3, label="held-out train examples")
+  ax.plot(epochs, table["test_accuracy"], "^-", ms=3, label="test")
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("mean accuracy over models")
+  ax.set_title("Accuracy per epoch")
+  ax.legend(fontsize=8)
+  ax.grid(True, alpha=0.3)
+  ax = fig.add_subplot(1, 2, 2)
+  ax.plot(epochs, table["memorized"], "o-", ms=3, color="#dd8452",
+          label=f"memorized (>= {threshold:g})")
+  ax.set_xlabel("epoch")
+  ax.set_ylabel(f"examples with memorization >= {threshold:g}", color="#dd8452")
+  twin = ax.twinx()
+  twin.plot(epochs, table["mean_memorization"], "s--", ms=3, color="#4c72b0",
+            label="mean memorization")
+  twin.set_ylabel("mean memorization", color="#4c72b0")
+  ax.set_title("Memorization per epoch")
+  ax.grid(True, alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+def figure_roc(attacks: dict[str, Any], title: str = ""):
+  """Log-log ROC curves from a parsed ``attacks.json`` (its per-attack ``roc`` curves)."""
+  fig = _figure(5.5, 5.0)
+  ax = fig.add_subplot()
+  lo = 1.0
+  for name, a in attacks.get("attacks", {}).items():
+    roc = a.get("roc") or {}
+    fpr = np.asarray([np.nan if v is None else v for v in roc.get("fpr", [])], np.float64)
+    tpr = np.asarray([np.nan if v is None else v for v in roc.get("tpr", [])], np.float64)
+    ok = (fpr > 0) & (tpr > 0)
+    if not ok.any():
+      continue
+    lo = min(lo, 1.0 / max(a.get("num_nonmembers") or 1, 1))
+    auc = a.get("auc")
+    ax.loglog(fpr[ok], tpr[ok], lw=1.3,
+              label=name + ("" if auc is None else f" (AUC {auc:.3f})"))
+  ax.plot([lo, 1], [lo, 1], "k--", lw=0.8, label="chance")
+  ax.set_xlim(lo, 1)
+  ax.set_ylim(lo, 1)
+  ax.set_xlabel("false positive rate")
+  ax.set_ylabel("true positive rate")
+  ax.set_title(title or "Membership inference ROC")
+  ax.legend(loc="lower right", fontsize=7)
+  ax.grid(True, alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+def figure_vulnerability(memorization: np.ndarray, columns: dict[str, np.ndarray]):
+  """Memorization against each attack's per-example AUC (``mia_auc_<attack>`` columns)."""
+  mem = np.asarray(memorization, np.float64)
+  fig = _figure(6.0, 4.2)
+  ax = fig.add_subplot()
+  for name, auc in columns.items():
+    ok = np.isfinite(mem) & np.isfinite(auc)
+    ax.scatter(mem[ok], auc[ok], s=6, alpha=0.45, lw=0, label=name.removeprefix("mia_auc_"))
+  ax.axhline(0.5, color="k", ls=":", lw=1)
+  ax.set_xlabel("memorization")
+  ax.set_ylabel("per-example attack AUC")
+  ax.set_title("Memorization vs membership leakage")
+  ax.legend(fontsize=7, markerscale=2)
+  ax.grid(True, alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+# ----------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f6f7f9;
+color:#1d2330;line-height:1.45}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 48px}
+h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:0 0 10px;border-bottom:1px solid #dfe3ea;
+padding-bottom:4px}
+.sub{color:#5b6476;margin:0 0 14px}
+nav a{margin-right:14px;color:#2f5fb3;text-decoration:none;font-size:.92em}
+section{background:#fff;border:1px solid #e3e6ec;border-radius:8px;padding:16px 20px;margin:16px 0}
+.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{background:#fff;border:1px solid #e3e6ec;border-radius:8px;padding:10px 14px;min-width:150px}
+.card b{display:block;font-size:1.35em}.card span{color:#5b6476;font-size:.85em}
+.grid3{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:14px}
+table{border-collapse:collapse;font-size:.88em;width:100%}
+th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #edf0f4;vertical-align:top}
+th{background:#f1f3f7;font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+img.fig{max-width:100%;height:auto;display:block;margin:6px auto}img.roc{max-width:620px}
+.note{background:#fff8e6;border-left:4px solid #e0a800;padding:8px 12px;margin:8px 0;font-size:.92em}
+.warn{background:#fdecea;border-left:4px solid #c44e52;padding:8px 12px;margin:8px 0}
+.muted{color:#5b6476;font-size:.88em}code{background:#f1f3f7;padding:1px 4px;border-radius:3px}
+"""
+
+
+def _esc(x: Any) -> str:
+  return html.escape(str(x), quote=True)
+
+
+def _img(png: bytes, alt: str, cls: str = "fig") -> str:
+  data = base64.b64encode(png).decode("ascii")
+  return f'<img class="{cls}" alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fig_img(fig, alt: str) -> str:
+  return _img(figure_png(fig), alt)
+
+
+def _section(sid: str, title: str, body: str) -> str:
+  return f'<section id="{sid}"><h2>{_esc(title)}</h2>\n{body}\n</section>'
+
+
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]],
+           numeric: Sequence[bool] = ()) -> str:
+  """An HTML table; ``numeric[j]`` right-aligns column j; no header row when header is None."""
+  width = len(header) if header else max((len(r) for r in rows), default=0)
+  numeric = list(numeric) + [False] * (width - len(numeric))
+  head = ("<thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead>"
+          if header else "")
+  body = "".join(
+      "<tr>" + "".join(f'<td class="num">{_esc(c)}</td>' if numeric[j] else f"<td>{_esc(c)}</td>"
+                       for j, c in enumerate(row)) + "</tr>" for row in rows)
+  return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def _kv_table(title: str, items: Sequence[tuple[str, Any]]) -> str:
+  return f'<div><h3 class="muted">{_esc(title)}</h3>' + _table(None, items) + "</div>"
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+  if v is None:
+    return "n/a"
+  if isinstance(v, (float, np.floating)):
+    return "n/a" if math.isnan(v) else f"{v:.{digits}f}"
+  if isinstance(v, (list, tuple)):
+    return ", ".join(_fmt(x, digits) for x in v) if v else "(none)"
+  if isinstance(v, dict):
+    return json.dumps(v) if v else "(none)"
+  return str(v)
+
+
+def _seconds(s: Any) -> str:
+  if not isinstance(s, (int, float)):
+    return "n/a"
+  return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _header(inp: ReportInputs) -> str:
+  info, records, scores = inp.info, inp.records, inp.scores
+  cfg = info["config"]
+  mem = scores["memorization"]
+  finite = np.isfinite(mem)
+  n_mem = int(np.sum(np.nan_to_num(mem, nan=-np.inf) >= THRESHOLD))
+  train = records.train_accuracy()[-1]
+  heldout = records.heldout_accuracy()[-1]
+  test = records.test_accuracy()[-1]
+  params = info.get("num_params")
+  cards = [
+      (f"{records.num_models:,}", "models trained"),
+      (f"{records.num_examples:,} / {len(records.test_labels):,}", "train / test examples"),
+      (f"{cfg['model']}", f"{params:,} parameters" if isinstance(params, int) else "model"),
+      (f"{train.mean():.3f}", "train accuracy (own subset)"),
+      (f"{heldout.mean():.3f}", "held-out train accuracy"),
+      (f"{test.mean():.3f} ± {test.std():.3f}", "test accuracy"),
+      (f"{n_mem:,} ({100 * n_mem / max(finite.sum(), 1):.1f}%)",
+       f"memorized (score ≥ {THRESHOLD:g})"),
+      (f"{np.nanmean(scores['memorization_se']):.3f}", "mean s.e. of memorization"),
+      (_seconds(info.get("timings", {}).get("total_s")), "training time"),
+  ]
+  body = '<div class="cards">' + "".join(
+      f'<div class="card"><b>{_esc(v)}</b><span>{_esc(k)}</span></div>' for v, k in cards) + "</div>"
+  if train.mean() < 0.95:
+    body += (f'<div class="warn">The models under-fit their subsets (mean train accuracy '
+             f'{train.mean():.3f} &lt; 0.95). Memorization estimates assume models fit their '
+             "training data: train longer, raise the learning rate, or use a larger model.</div>")
+  if (~finite).any():
+    body += (f'<div class="note">{int((~finite).sum())} examples have no IN or no OUT model '
+             "(NaN scores) and are left out of the plots; train more models.</div>")
+  body += "".join(f'<div class="note">{_esc(n)}</div>' for n in inp.notes)
+  return body
+
+
+def _config_section(inp: ReportInputs) -> str:
+  info = inp.info
+  cfg = info["config"]
+  data = info.get("data", {})
+  design = info.get("design", {})
+  timings = info.get("timings", {})
+  run_items = [(k, f"{v:.6g}" if isinstance(v, float) else "None" if v is None else _fmt(v))
+               for k, v in cfg.items()]
+  data_items = [
+      ("data spec", _fmt(info.get("data_spec"))), ("name", _fmt(data.get("name"))),
+      ("train / test examples", f"{data.get('num_train')} / {data.get('num_test')}"),
+      ("feature shape", _fmt(data.get("feature_shape"))),
+      ("classes", _fmt(data.get("num_classes"))),
+      ("design", f"{design.get('kind')} (ratios {_fmt(design.get('ratios'), 2)}, seed "
+                 f"{design.get('seed')})"),
+      ("grown from", _fmt(info.get("grown_from"))) if info.get("grown_from") else None,
+  ]
+  data_items = [x for x in data_items if x is not None]
+  run_env = [
+      ("created", _fmt(info.get("created"))), ("backend", _fmt(info.get("backend"))),
+      ("devices", f"{len(info.get('devices', []))}: {_fmt(info.get('devices'))}"),
+      ("models per chunk", _fmt(info.get("chunk_size"))),
+      ("steps per epoch", _fmt(info.get("steps_per_epoch"))),
+      ("eval epochs", _fmt(info.get("eval_epochs"))),
+      ("compile", _seconds(timings.get("compile_s"))),
+      ("training", _seconds(timings.get("train_s"))),
+      ("evaluation", _seconds(timings.get("eval_s"))),
+      ("total", _seconds(timings.get("total_s"))),
+      ("throughput", f"{timings['model_epochs_per_s']:,.0f} model-epochs/s"
+       if isinstance(timings.get("model_epochs_per_s"), (int, float)) else "n/a"),
+  ] + [(f"{k} version", v) for k, v in info.get("versions", {}).items()]
+  body = ('<div class="grid3">' + _kv_table("training configuration", run_items)
+          + _kv_table("data and design", data_items)
+          + _kv_table("devices, timings, versions", run_env) + "</div>")
+  return _section("configuration", "Configuration", body)
+
+
+def _histogram_section(inp: ReportInputs) -> str:
+  mem = inp.scores["memorization"]
+  body = _fig_img(figure_histogram(mem), "histogram of memorization scores")
+  body += ('<p class="muted">Memorization of example i is the accuracy on i of the models that '
+           "trained on it minus that of the models that did not (Feldman &amp; Zhang 2020); "
+           f"examples at or above {THRESHOLD:g} (orange) count as memorized. The y axis is linear "
+           "up to 10 examples and logarithmic above.</p>")
+  return _section("histogram", "Memorization scores", body)
+
+
+def _examples_section(inp: ReportInputs, top: int) -> str:
+  scores = inp.scores
+  most, least = ranked_examples(scores, top)
+  data = inp.data
+  class_names = None if data is None else data.class_names
+  if data is not None and data.is_image:
+    raw = data.raw_train if data.raw_train is not None else data.x_train
+    body = ""
+    for idx, title, alt in ((most, f"The {len(most)} most memorized training examples",
+                             "most memorized training images"),
+                            (least, f"The {len(least)} least memorized training examples",
+                             "least memorized training images")):
+      images = display_images(np.asarray(raw)[idx])
+      captions = [f"#{i} {_label_name(int(scores['label'][i]), class_names, prefix=True)}\n"
+                  f"mem {scores['memorization'][i]:.2f}±{scores['memorization_se'][i]:.2f}"
+                  for i in idx]
+      body += _fig_img(figure_examples(images, captions, title), alt)
+    body += ('<p class="muted">Caption: training index, label, memorization ± standard error. '
+             "Ties among the most memorized are broken by the smaller standard error, among "
+             "the least memorized by the higher C-score.</p>")
+  else:
+    why = ("The data is not images, so the examples are listed."
+           if data is not None else "The training data could not be reloaded (see the notes "
+           "above), so the examples are listed without images.")
+    body = f'<p class="muted">{_esc(why)}</p>'
+    for idx, title in ((most, "Most memorized"), (least, "Least memorized")):
+      rows = [(int(i), _label_name(int(scores["label"][i]), class_names),
+               f"{scores['memorization'][i]:.3f} ± {scores['memorization_se'][i]:.3f}",
+               _fmt(float(scores["cscore"][i]), 3), _fmt(float(scores["in_accuracy"][i]), 3),
+               _fmt(float(scores["out_accuracy"][i]), 3)) for i in idx]
+      body += f"<h3>{_esc(title)}</h3>" + _table(
+          ("index", "label", "memorization ± s.e.", "C-score", "IN accuracy", "OUT accuracy"),
+          rows, (True, False, True, True, True, True))
+  return _section("examples", "Most and least memorized examples", body)
+
+
+def _scatter_section(inp: ReportInputs) -> str:
+  s = inp.scores
+  fig = figure_scatter(s["cscore"], s["memorization"], np.asarray(s["label"]))
+  body = _fig_img(fig, "C-score against memorization")
+  body += ('<p class="muted">C-score: the accuracy on an example of the models that did not '
+           "train on it (Jiang et al. 2021). Memorization = IN accuracy − C-score, so points lie "
+           "below the dotted line 1 − C-score; points are jittered slightly.</p>")
+  return _section("cscore", "C-score and memorization", body)
+
+
+def _epochs_section(inp: ReportInputs) -> str:
+  table = epoch_table(inp.records)
+  if len(table["epoch"]) < 2:
+    return _section("epochs", "Per-epoch curves",
+                    '<p class="muted">The run evaluated only after its last epoch. Train with '
+                    "<code>--eval-every K</code> (<code>eval_every=K</code>) to see how "
+                    "accuracy and memorization evolve during training.</p>")
+  body = _fig_img(figure_epochs(table), "accuracy and memorization per epoch")
+  rows = [(int(table["epoch"][t]), f"{table['train_accuracy'][t]:.4f}",
+           f"{table['heldout_accuracy'][t]:.4f}", f"{table['test_accuracy'][t]:.4f}",
+           f"{table['gap'][t]:.4f}", f"{table['mean_memorization'][t]:.4f}",
+           int(table["memorized"][t])) for t in range(len(table["epoch"]))]
+  body += _table(("epoch", "train acc.", "held-out acc.", "test acc.", "train − test gap",
+                  "mean memorization", f"memorized (≥ {THRESHOLD:g})"), rows, [True] * 7)
+  return _section("epochs", "Per-epoch curves", body)
+
+
+def _attacks_section(inp: ReportInputs) -> str:
+  attacks, roc_png = inp.attacks, inp.roc_png
+  if attacks is None and roc_png is None:
+    return _section("attacks", "Membership inference",
+                    '<p class="muted">No attack results in this run directory. Run '
+                    "<code>memjax attack DIR</code> (LiRA, RMIA and the loss attack, every model "
+                    "in turn the target) and write the report again.</p>")
+  body = ""
+  if roc_png is not None:
+    body += _img(roc_png, "membership inference ROC (log-log)", cls="fig roc")
+  elif attacks is not None:
+    body += _fig_img(figure_roc(attacks), "membership inference ROC (log-log)")
+  if attacks is not None:
+    body += _attack_table(attacks)
+  if inp.extra_columns:
+    body += _fig_img(figure_vulnerability(inp.scores["memorization"], inp.extra_columns),
+                     "memorization against per-example attack AUC")
+  return _section("attacks", "Membership inference", body)
+
+
+def _attack_table(attacks: dict[str, Any]) -> str:
+  fprs = attacks.get("fprs") or []
+  header = (["attack", "AUC", "balanced acc."] + [f"TPR @ {100 * f:g}% FPR" for f in fprs]
+            + ["per-target AUC", "members / non-members"])
+  rows = []
+  for name, a in attacks["attacks"].items():
+    tprs = a.get("tpr_at_fpr") or {}
+    cells = [name, _fmt(a.get("auc")), _fmt(a.get("balanced_accuracy"))]
+    for f in fprs:
+      v = tprs.get(f"{f:g}")
+      cells.append("n/a" if v is None else f"{100 * v:.2f}%")
+    t_auc = np.asarray([np.nan if v is None else v
+                        for v in (a.get("per_target") or {}).get("auc", [])], np.float64)
+    cells.append(f"{np.nanmean(t_auc):.4f} ± {np.nanstd(t_auc):.4f}"
+                 if np.isfinite(t_auc).any() else "n/a")
+    cells.append(f"{a.get('num_members', 'n/a')} / {a.get('num_nonmembers', 'n/a')}")
+    rows.append(cells)
+  targets = attacks.get("targets") or []
+  caption = (f'<p class="muted">{len(targets)} target models, each attacked with the other '
+             f"{(attacks.get('num_models') or 0) - 1} models as shadows; pooled over all targets. "
+             "n/a: too few non-members to resolve that FPR.</p>")
+  return _table(header, rows, [False] + [True] * (len(header) - 1)) + caption
+
+
+_NAV = (("summary", "Summary"), ("histogram", "Memorization"), ("examples", "Examples"),
+        ("cscore", "C-scores"), ("epochs", "Epochs"), ("attacks", "Membership inference"),
+        ("configuration", "Configuration"))
+
+
+def render_html(inp: ReportInputs, top: int = 24) -> str:
+  """The report page for :class:`ReportInputs` as an HTML string."""
+  info = inp.info
+  title = f"memjax report: {info['data'].get('name', '?')} / {info['config']['model']}"
+  nav = "".join(f'<a href="#{sid}">{_esc(name)}</a>' for sid, name in _NAV)
+  parts = [
+      _section("summary", "Summary", _header(inp)), _histogram_section(inp),
+      _examples_section(inp, top), _scatter_section(inp), _epochs_section(inp),
+      _attacks_section(inp), _config_section(inp),
+  ]
+  generated = time.strftime("%Y-%m-%d %H:%M:%S")
+  return (
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>"
+      f"<h1>{_esc(title)}</h1><p class=\"sub\">{_esc(os.path.abspath(inp.directory))} · "
+      f"created {_esc(info.get('created', '?'))}</p><nav>{nav}</nav>\n"
+      + "\n".join(parts)
+      + f"<p class=\"muted\">Written by memjax {_esc(info.get('versions', {}).get('memjax', ''))}"
+      f" <code>memjax report</code> on {generated}.</p></main></body></html>\n")
+
+
+def write_report(run_dir: Any, out_path: str | None = None, *, data: Any = None,
+                 top: int = 24) -> str:
+  """Writes the self-contained HTML report of a finished run.
+
+  Args:
+    run_dir: the run directory (or a :class:`memjax.Run` saved with ``directory=``).
+    out_path: where to write; default ``RUN_DIR/report.html``.
+    data: optional dataset (spec string or :class:`memjax.Dataset`) for the example images,
+      instead of the run's own data spec (needed for runs trained on in-memory arrays).
+    top: how many of the most and of the least memorized examples to show.
+
+  Returns:
+    The path of the written HTML file.
+
+  Raises:
+    MemjaxError: ``run_dir`` is not a finished memjax run.
+  """
+  if not isinstance(run_dir, (str, os.PathLike)):
+    directory = getattr(run_dir, "directory", None)
+    if directory is None:
+      raise MemjaxError("write_report needs a run directory; this run was not saved. Train "
+                        "with memjax.train(..., directory=DIR) and pass DIR.")
+    if data is None:
+      data = getattr(run_dir, "data", None)
+    run_dir = directory
+  run_dir = os.fspath(run_dir)
+  if top < 1:
+    raise MemjaxError(f"top={top}; show at least 1 example.")
+  inp = load_inputs(run_dir, data=data)
+  page = render_html(inp, top=top)
+  out_path = out_path or os.path.join(run_dir, REPORT_NAME)
+  parent = os.path.dirname(os.path.abspath(out_path))
+  if not os.path.isdir(parent):
+    raise MemjaxError(f"Cannot write {out_path!r}: the folder {parent!r} does not exist.")
+  tmp = out_path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(page)
+  os.replace(tmp, out_path)
+  return out_path
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def add_report_parser(subparsers) -> None:
+  """Adds ``memjax report DIR [--out PATH] [--data SPEC] [--top K]`` to an argparse subparsers."""
+  p = subparsers.add_parser(
+      "report", help="write a self-contained HTML report of a finished run",
+      description="Write DIR/report.html: configuration, memorization histogram, most and least "
+      "memorized examples, C-scores, per-epoch curves and (after `memjax attack DIR`) the "
+      "membership-inference ROC. One file, images embedded; open it in any browser.")
+  p.add_argument("dir", help="run directory written by `memjax run`")
+  p.add_argument("--out", help="output HTML file (default DIR/report.html)")
+  p.add_argument("--data", help="dataset spec for the example images when the run's own spec "
+                 "cannot be reloaded (e.g. a moved .npz)")
+  p.add_argument("--top", type=int, default=24, help="most / least memorized examples to show")
+  p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+  """``memjax report``: writes the report and prints where."""
+  path = write_report(args.dir, args.out, data=args.data, top=args.top)
+  size = os.path.getsize(path)
+  print(f"wrote {path} ({size / 1e6:.1f} MB, self-contained: open it in a browser)")
+  return 0
