@@ -7,7 +7,7 @@
 (1437,)
 """
 
-from memjax import roc
+from memjax import proxies, report, roc, studies
 from memjax.attacks import (AttackResults, evaluate_attacks, lira, lira_statistic, loss_attack,
                             loss_from_statistic, plot_roc, prob_from_statistic, rmia)
 from memjax.config import PRESETS, TrainConfig
@@ -17,12 +17,13 @@ from memjax.errors import MemjaxError
 from memjax.estimators import (confidence_interval, count_memorized, cscore, cscore_se,
                                influence, memorization, memorization_ci, memorization_se)
 from memjax.records import Records
+from memjax.report import write_report
 from memjax.runner import Run, train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "roc", "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
+    "proxies", "report", "roc", "studies", "write_report", "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
     "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia", "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "MemjaxError",
     "confidence_interval", "count_memorized", "cscore", "cscore_se", "influence", "memorization",
     "memorization_ci", "memorization_se", "Records", "Run", "train",

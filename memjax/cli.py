@@ -6,6 +6,8 @@
     memjax run --resume runs/c10 --models 512   # grow it: trains only the new models
     memjax scores runs/c10                      # print the summary again
     memjax attack runs/c10                      # LiRA / RMIA / loss audit, ROC plot
+    memjax report runs/c10                      # self-contained HTML report
+    memjax study model_size                     # a study of the seed papers (or `all`)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import sys
 import time
 
+from memjax import report, studies
 from memjax.errors import MemjaxError
 
 
@@ -60,6 +63,15 @@ def _add_run_parser(sub) -> None:
   p.add_argument("--top", type=int, default=10, help="most memorized examples to list")
   p.add_argument("--attack", action="store_true", help="also run the membership-inference "
                  "audit (memjax attack) on the finished run")
+  multi = p.add_argument_group(
+      "several hosts", "Run the same command on every host; the models are sharded over the "
+      "devices of all hosts and process 0 writes --out (pass the same --out everywhere).")
+  multi.add_argument("--distributed", action="store_true", help="call "
+                     "jax.distributed.initialize() first (auto-detects TPU pod slices, SLURM, "
+                     "Open MPI; or give the three flags below)")
+  multi.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+  multi.add_argument("--num-processes", type=int, help="number of processes (hosts)")
+  multi.add_argument("--process-id", type=int, help="this process's index, 0..N-1")
 
 
 def _add_attack_parser(sub) -> None:
@@ -81,7 +93,22 @@ CONFIG_FLAGS = ("model", "model_kwargs", "num_models", "epochs", "batch_size", "
                 "seed", "chunk_size", "memory_budget", "checkpoint_seconds")
 
 
+def _initialize_distributed(args) -> None:
+  """jax.distributed.initialize() from --distributed / --coordinator flags (before any jax use)."""
+  explicit = (args.coordinator, args.num_processes, args.process_id)
+  if not (args.distributed or any(v is not None for v in explicit)):
+    return
+  if any(v is not None for v in explicit) and any(v is None for v in explicit):
+    raise MemjaxError("--coordinator, --num-processes and --process-id go together: give all "
+                      "three (or only --distributed on a TPU pod slice / SLURM / Open MPI, where "
+                      "JAX detects them).")
+  import jax
+  jax.distributed.initialize(coordinator_address=args.coordinator,
+                             num_processes=args.num_processes, process_id=args.process_id)
+
+
 def cmd_run(args) -> int:
+  _initialize_distributed(args)
   from memjax import runner
   from memjax.config import PRESETS
 
@@ -151,10 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("scores", help="print the summary of a finished run")
   p.add_argument("dir", help="run directory")
   p.add_argument("--top", type=int, default=10)
+  report.add_report_parser(sub)
+  studies.add_study_parser(sub)
   return parser
 
 
-COMMANDS = {"run": cmd_run, "scores": cmd_scores, "attack": cmd_attack}
+COMMANDS = {"run": cmd_run, "scores": cmd_scores, "attack": cmd_attack,
+            "report": report.cmd_report, "study": studies.cmd_study}
 
 
 def main(argv=None) -> int:
