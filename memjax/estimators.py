@@ -28,14 +28,19 @@ from memjax.errors import MemjaxError
 DEFAULT_THRESHOLD = 0.25  # Feldman & Zhang's threshold for "memorized"
 
 
-def _validate(correct, keep, correct_name: str = "correct") -> tuple[np.ndarray, np.ndarray]:
-  correct, keep = np.asarray(correct), np.asarray(keep)
+def as_keep_mask(keep) -> np.ndarray:
+  """``keep`` as a numpy bool array; 0/1 integers are accepted, anything else raises."""
+  keep = np.asarray(keep)
   if keep.dtype != bool:
     if np.issubdtype(keep.dtype, np.integer) and np.isin(keep, (0, 1)).all():
-      keep = keep.astype(bool)
-    else:
-      raise MemjaxError(f"keep must be a boolean [M, N] mask; got dtype {keep.dtype}. Pass "
-                        "keep.astype(bool) (True = the model trained on the example).")
+      return keep.astype(bool)
+    raise MemjaxError(f"keep must be a boolean [M, N] mask; got dtype {keep.dtype}. Pass "
+                      "keep.astype(bool) (True = the model trained on the example).")
+  return keep
+
+
+def _validate(correct, keep, correct_name: str = "correct") -> tuple[np.ndarray, np.ndarray]:
+  correct, keep = np.asarray(correct), as_keep_mask(keep)
   if keep.ndim != 2:
     raise MemjaxError(f"keep must have shape [M, N]; got {keep.shape}.")
   if correct.ndim != 2 or correct.shape[0] != keep.shape[0]:

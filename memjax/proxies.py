@@ -123,13 +123,7 @@ def _keep_mask(keep, shape: tuple[int, int]) -> np.ndarray:
   """[M, N] bool keep mask (all True when None), checked against the history's [M, N]."""
   if keep is None:
     return np.ones(shape, bool)
-  keep = np.asarray(keep)
-  if keep.dtype != bool:
-    if np.issubdtype(keep.dtype, np.integer) and np.isin(keep, (0, 1)).all():
-      keep = keep.astype(bool)
-    else:
-      raise MemjaxError(f"keep must be a boolean [M, N] mask; got dtype {keep.dtype}. Pass "
-                        "keep.astype(bool) (True = the model trained on the example).")
+  keep = estimators.as_keep_mask(keep)
   if keep.shape != shape:
     raise MemjaxError(f"keep has shape {keep.shape} but the history has {shape[0]} models and "
                       f"{shape[1]} examples; pass the [M, N] mask of the same run.")
