@@ -80,7 +80,7 @@ def memorization(correct, keep) -> np.ndarray:
   >>> keep = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], bool)
   >>> correct = np.array([[1, 0], [1, 1], [0, 1], [0, 1]], bool)
   >>> memorization(correct, keep).tolist()
-  [1.0, 0.0]
+  [1.0, 0.5]
   """
   correct, keep = _validate(correct, keep)
   mean_in, _, _ = _masked_mean_var(correct, keep)

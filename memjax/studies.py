@@ -529,10 +529,11 @@ def model_size(data: Any = "digits", *, scale: str = "default", families=None,
 
 # ---- 2. epochs ----------------------------------------------------------------------------------
 def detect_stages(epochs, counts, counts_se=None, none_fraction: float = 0.1,
-                  min_drop: float = 0.05) -> dict:
+                  min_drop: float = 0.05, null_counts=None) -> dict:
   """Splits a memorized-count curve into the paper's three stages.
 
-  * none: the leading evaluations with count <= ``none_fraction`` x peak;
+  * none: the leading evaluations with count <= ``none_fraction`` x peak, or (with
+    ``null_counts`` and ``counts_se``) not above the noise floor: count - null <= 2 SE;
   * rise: from there up to the (first) peak;
   * fall: after the peak, when the last count is at least ``min_drop`` x peak below the peak and
     (with ``counts_se``) the drop exceeds 2 combined standard errors; otherwise "plateau".
@@ -541,6 +542,8 @@ def detect_stages(epochs, counts, counts_se=None, none_fraction: float = 0.1,
     epochs: [T] epochs of the evaluations.
     counts: [T] memorized counts.
     counts_se: optional [T] standard errors of the counts.
+    null_counts: optional [T] counts that estimation noise alone gives
+      (:func:`null_memorized_count`).
 
   Returns:
     {"stage": [T] labels, "none": [first, last] epochs or None, "rise": [...], "fall": [...] or
@@ -558,6 +561,8 @@ def detect_stages(epochs, counts, counts_se=None, none_fraction: float = 0.1,
   t = counts.size
   peak = int(np.argmax(counts))
   low = counts <= none_fraction * counts[peak]
+  if null_counts is not None and counts_se is not None:
+    low |= counts - np.asarray(null_counts, np.float64) <= 2 * np.asarray(counts_se)
   n_none = int(np.argmin(low)) if not low.all() else t
   n_none = min(n_none, peak) if counts[peak] > 0 else t
   drop = float(counts[peak] - counts[-1])
@@ -617,7 +622,7 @@ def epochs(data: Any = "digits", *, scale: str = "default", arch: Arch | None = 
   se = memorized_count_se(rec.train_correct, run.keep, threshold)
   null = null_memorized_count(rec.train_correct, run.keep, threshold)
   ep = np.asarray(rec.eval_epochs)
-  stages = detect_stages(ep, counts, se)
+  stages = detect_stages(ep, counts, se, null_counts=null)
   train_acc = rec.train_accuracy().mean(-1)
   test_acc = rec.test_accuracy().mean(-1)
   rows = [{"epoch": int(ep[t]), "memorized": int(counts[t]), "memorized_se": float(se[t]),
@@ -653,7 +658,7 @@ def epochs(data: Any = "digits", *, scale: str = "default", arch: Arch | None = 
       name="epochs", columns=tuple(rows[0]), rows=rows, headline=headline,
       description=(f"Memorization after every epoch, {arch_label(arch)} x "
                    f"{run.config.num_models} models on {dataset.name}; stage: none (count <= "
-                   "10% of the peak), rise (to the peak), fall (a drop > 5% of the peak and > 2 "
+                   "10% of the peak or within 2 SE of the noise floor), rise (to the peak), fall (a drop > 5% of the peak and > 2 "
                    "SE by the last epoch) or plateau."),
       plot=plot)
 
@@ -890,6 +895,9 @@ def natural_vs_artificial(data: Any = "digits", *, scale: str = "default", archs
     _INJECTED[key] = (dataset, *inject_artificial(dataset, lf, inf, seed))
   _, injected, groups = _INJECTED[key]
   archs, notes = _usable(archs or sc.artificial_archs, dataset)
+  if not archs:  # as in model_size; without it, rows[0] raised a bare IndexError
+    raise MemjaxError(f"No architecture left to train on {dataset.name}: " + " ".join(notes)
+                      + " Pass archs=[('mlp', 'mlp', {'widths': [64]}), ...].")
   models = _positive("models", models) or sc.models
   epochs_ = _positive("epochs", epochs) or sc.epochs
   t0 = time.perf_counter()
