@@ -77,15 +77,33 @@ def test_quickstart(tmp_path, monkeypatch):
 def test_reproduce_back_to_fundamentals(tmp_path, monkeypatch):
   nb, seconds = _execute("reproduce_back_to_fundamentals.ipynb", tmp_path, monkeypatch)
   text, pngs, markdown = _outputs(nb)
-  assert "SIZE=tiny" in text
-  _check_pngs(pngs, 4)  # model size, epochs, train-test gap, natural vs artificial
+  assert "SIZE=tiny" in text and "digits300: 300 training / 100 test" in text
+  # 6 ensembles (3 sizes, the per-epoch one, 2 with artificial points) serve the 5 studies: the
+  # transient and gap studies reuse the others' through memjax.studies' cache.
+  assert "6 ensembles trained for 5 studies" in text
+  _check_pngs(pngs, 5)  # model size, epochs, transient, train-test gap, natural vs artificial
   tables = "\n".join(markdown)
-  for heading in ("memorized (≥ 0.25)", "peak epoch", "transient points", "noisy labels",
-                  "claim"):
-    assert heading in tables, heading
-  (study,) = [p for p in tmp_path.iterdir() if p.name.startswith("back-to-fundamentals-tiny")]
-  for name in ("table1_model_size.md", "table2_epochs.md", "table3_transient.md",
-               "table4_artificial.md", "claims.md", "fig1_model_size.png", "fig2_epochs.png",
-               "fig3_gap.png", "fig5_artificial.png"):
-    assert (study / name).exists(), name
+  for study, columns in (
+      ("model_size", "| family | model | params | models | epochs | train_acc | test_acc | gap |"),
+      ("epochs", "| epoch | memorized | memorized_se | null_memorized | mean_score |"),
+      ("transient", "| kind | group | first | second | count | mean_score_first |"),
+      ("gap", "| family | model | params | train_acc | test_acc | gap | memorized |"),
+      ("natural_vs_artificial", "| natural_mean | natural_frac | noisy_label_mean |")):
+    assert f"# {study}\n" in tables, study
+    assert columns in tables, columns
+  for row in ("| mlp | mlp[8] |", "| mlp | mlp[512] |", "| model-wise | transient |",
+              "| temporal-wise | transient |", "Headline: `"):
+    assert row in tables, row
+  claims = "| claim | paper | this run (tiny, cpu) | agrees |"
+  assert claims in tables
+  for claim in ("natural memorization vs model size (mlp)", "natural memorization over training",
+                "transient points' mean score, model-wise", "memorized count vs train-test gap",
+                "artificial memorization vs model size"):
+    assert claim in tables, claim
+  (study_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith("back-to-fundamentals-tiny-")]
+  for study in ("model_size", "epochs", "transient", "gap", "natural_vs_artificial"):
+    for name in ("table.csv", "table.md", "headline.json", "plot.png"):
+      assert (study_dir / study / name).stat().st_size > 0, f"{study}/{name}"
+    assert (study_dir / study / "table.md").read_text().startswith(f"# {study}\n")
+  assert claims in (study_dir / "claims.md").read_text()
   assert seconds < BUDGET_S
