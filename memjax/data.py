@@ -41,6 +41,8 @@ class Dataset:
     class_names: C names, or None.
     raw_train: [N, *feature_shape] the training features before standardisation, for showing
       images in reports (uint8 or float).
+    spec: the :func:`load` spec it came from (``"digits"``, ``"npz:PATH"``, ...), recorded in a
+      saved run so that :meth:`memjax.Run.load` can reload the data; None for arrays.
   """
 
   name: str
@@ -51,6 +53,7 @@ class Dataset:
   num_classes: int
   class_names: tuple[str, ...] | None = None
   raw_train: np.ndarray | None = None
+  spec: str | None = None
 
   @property
   def feature_shape(self) -> tuple[int, ...]:
@@ -106,6 +109,12 @@ def load(spec: Any = DEFAULT_DATASET, **kwargs) -> Dataset:
         "'npz:data.npz' or 'tfds:cifar10', a memjax.Dataset, or a tuple "
         "(x_train, y_train, x_test, y_test) of arrays.")
   spec = os.fspath(spec)
+  dataset = _load_spec(spec, **kwargs)
+  # With loader options the spec alone would not reproduce the data.
+  return dataset if kwargs else dataclasses.replace(dataset, spec=spec)
+
+
+def _load_spec(spec: str, **kwargs) -> Dataset:
   if spec == "digits":
     return load_digits(**kwargs)
   if spec.startswith("npz:"):

@@ -92,6 +92,10 @@ class Run:
     """Opens a run directory written by :func:`train` (records memory-mapped)."""
     info = _read_json(os.path.join(directory, "run.json"), "run.json", directory)
     config = TrainConfig.from_dict(info["config"])
+    if data is None and info.get("data_spec") is None:
+      raise MemjaxError(f"The run in {directory!r} was trained on in-memory arrays, not a "
+                        "dataset spec; pass them: Run.load(directory, data=memjax.from_arrays("
+                        "...)).")
     data = load(info["data_spec"]) if data is None else data
     records = Records.load(os.path.join(directory, "records"))
     design = design_lib.Design(
@@ -133,8 +137,8 @@ def train(data: Any = "digits", model: str | None = None, models: int | None = N
   shortcuts = {"model": model, "num_models": models, "epochs": epochs,
                "keep_ratio": keep_ratio, "seed": seed}
   changes = {k: v for k, v in shortcuts.items() if v is not None} | overrides
-  data_spec = data if isinstance(data, str) else None
   dataset = load(data)
+  data_spec = dataset.spec
   if resume:
     if directory is None:
       raise MemjaxError("resume=True needs the run directory to resume.")

@@ -26,6 +26,9 @@ def test_npz_round_trip(tmp_path, digits):
   for spec in (f"npz:{path}", str(path)):
     d = memjax.load(spec)
     assert d.num_train == 50 and d.num_test == 20 and d.name == "d"
+    assert d.spec == spec  # recorded in run.json: Run.load reloads the data from it
+  assert memjax.load(str(path), standardize=False).spec is None  # the spec alone differs
+  assert memjax.load((digits.x_train, digits.y_train, digits.x_test, digits.y_test)).spec is None
 
 
 def test_arrays_tuple_and_vectors():
@@ -91,8 +94,15 @@ def test_tfds_reads_with_data_source_without_tensorflow():
 
 def test_tfds_spec_parsing(monkeypatch):
   calls = []
-  monkeypatch.setattr(data_lib, "load_tfds", lambda name, **kw: calls.append((name, kw)))
-  memjax.load("tfds:cifar10:train[:10],test[:5]")
+  rng = np.random.default_rng(0)
+  tiny = memjax.from_arrays(rng.normal(size=(4, 3)), [0, 1, 0, 1], rng.normal(size=(2, 3)), [0, 1])
+
+  def fake_load_tfds(name, **kw):
+    calls.append((name, kw))
+    return tiny
+
+  monkeypatch.setattr(data_lib, "load_tfds", fake_load_tfds)
+  assert memjax.load("tfds:cifar10:train[:10],test[:5]").spec == "tfds:cifar10:train[:10],test[:5]"
   memjax.load("tfds:mnist")
   assert calls == [("cifar10", {"train_split": "train[:10]", "test_split": "test[:5]"}),
                    ("mnist", {"train_split": "train", "test_split": "test"})]

@@ -28,6 +28,8 @@ def test_run_directory_layout_and_reload(tmp_path, small_digits):
   assert {"compile_s", "train_s", "eval_s", "total_s"} <= set(info["timings"])
   again = memjax.Run.load(str(out), data=small_digits)
   assert_same_records(run.records, again.records)
+  with pytest.raises(MemjaxError, match="in-memory arrays, not a dataset spec; pass them"):
+    memjax.Run.load(str(out))  # small_digits has no spec to reload it from
   # The records open with numpy alone, described by spec.json.
   spec = json.loads((out / "records" / "spec.json").read_text())
   for name, entry in spec["arrays"].items():

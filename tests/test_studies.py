@@ -589,7 +589,8 @@ def test_cli_study(digits_npz, tmp_path, capsys):
   rc = cli.main(["study", "epochs", "--scale", "small", "--data", f"npz:{digits_npz}", "--out",
                  str(out), "--models", "4", "--epochs", "3"])
   assert rc == 0
-  assert sorted(os.listdir(out)) == ["headline.json", "plot.png", "table.csv", "table.md"]
+  assert sorted(os.listdir(out)) == ["headline.json", "plot.png", "runs", "table.csv",
+                                     "table.md"]
   header, rows = read_csv(out / "table.csv")
   assert header[:2] == ["epoch", "memorized"] and [r["epoch"] for r in rows] == ["1", "2", "3"]
   with open(out / "headline.json") as f:
@@ -599,6 +600,22 @@ def test_cli_study(digits_npz, tmp_path, capsys):
   printed = capsys.readouterr().out
   assert "memjax study epochs (small) on d300" in printed and "# epochs" in printed
   assert f"wrote {out}/table.csv" in printed
+  # The ensemble is a saved memjax run (keep ratio from the flag) ...
+  (run_name,) = os.listdir(out / "runs")
+  saved = memjax.Run.load(str(out / "runs" / run_name))
+  assert saved.config.num_models == 4 and saved.config.keep_ratio == 0.5
+  # ... which the same command with the same --out reuses instead of retraining.
+  studies.clear_cache()
+  assert cli.main(["study", "epochs", "--scale", "small", "--data", f"npz:{digits_npz}",
+                   "--out", str(out), "--models", "4", "--epochs", "3"]) == 0
+  assert os.listdir(out / "runs") == [run_name]
+  assert read_csv(out / "table.csv") == (header, rows)
+  # Another keep ratio is another ensemble.
+  studies.clear_cache()
+  assert cli.main(["study", "epochs", "--scale", "small", "--data", f"npz:{digits_npz}",
+                   "--out", str(out), "--models", "4", "--epochs", "3",
+                   "--keep-ratio", "0.7"]) == 0
+  assert len(os.listdir(out / "runs")) == 2
 
 
 def test_cli_study_errors(digits_npz, tmp_path, capsys):
