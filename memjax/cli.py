@@ -63,6 +63,8 @@ def _add_run_parser(sub) -> None:
   p.add_argument("--top", type=int, default=10, help="most memorized examples to list")
   p.add_argument("--attack", action="store_true", help="also run the membership-inference "
                  "audit (memjax attack) on the finished run")
+  p.add_argument("--no-report", action="store_true", help="do not write DIR/report.html "
+                 "(memjax report DIR writes it later)")
   multi = p.add_argument_group(
       "several hosts", "Run the same command on every host; the models are sharded over the "
       "devices of all hosts and process 0 writes --out (pass the same --out everywhere).")
@@ -135,11 +137,17 @@ def cmd_run(args) -> int:
     out = args.out or os.path.join(
         "runs", f"{_slug(data)}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = runner.train(data, config=config, directory=out, progress=progress)
+  import jax
+  if jax.process_index() != 0:  # on several hosts process 0 writes and reports
+    return 0
   print(run.summary(top=args.top))
   print(f"  wrote {os.path.join(run.directory, 'scores.csv')} (one row per training example), "
         f"records/ and run.json")
   if args.attack:
     _print_audit(run.directory)
+  if not args.no_report:
+    path = report.write_report(run.directory, data=run.data)
+    print(f"  wrote {path}: open it in a browser")
   return 0
 
 

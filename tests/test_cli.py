@@ -21,6 +21,9 @@ def test_run_writes_scores_and_summary(tmp_path, capsys):
   assert header[:7] == ["index", "label", "memorization", "memorization_se", "cscore",
                         "cscore_se", "n_in"] and "n_out" in header
   assert len(rows) == 1 + 1437
+  # Every run ends in a report to look at (tests/test_report.py checks what it shows).
+  assert f"wrote {out / 'report.html'}" in printed
+  assert (out / "report.html").stat().st_size > 50_000
   assert cli.main(["scores", str(out)]) == 0
   # Running again into the same directory is refused, not overwritten.
   assert cli.main(["run", "--models", "2", "--epochs", "1", "--out", str(out),
