@@ -22,6 +22,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -230,8 +231,10 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   timings = info.setdefault("timings", {"compile_s": 0.0, "train_s": 0.0, "eval_s": 0.0})
   try:
     for chunk_index, (lo, hi) in enumerate(chunks):
-      _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, timings,
-                   chunk_label=f"chunk {chunk_index + 1}/{len(chunks)}")
+      diverged = _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar,
+                              timings, chunk_label=f"chunk {chunk_index + 1}/{len(chunks)}")
+      if diverged:
+        info["diverged_models"] = sorted(set(info.get("diverged_models", [])) | set(diverged))
       records.flush()
       if records_dir is not None:
         _write_json(os.path.join(directory, "progress.json"), {"completed_models": hi})
@@ -255,7 +258,8 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
 
 
 def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, timings,
-                 chunk_label):
+                 chunk_label) -> list[int]:
+  """Trains models lo..hi-1 (one compiled epoch at a time); returns those that diverged."""
   config = engine.config
   size = engine.chunk_size
   real = hi - lo
@@ -272,12 +276,22 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
     bar.update(real * first_epoch)
   train_epoch = engine.compiled_train_epoch(state, ids, chunk_keep)
   timings["compile_s"] = engine.compile_seconds
+  diverged: list[int] = []
   for epoch in range(first_epoch, config.epochs):
     t0 = time.perf_counter()
     state, loss = train_epoch(state, ids, chunk_keep, np.int32(epoch), engine.x_train,
                               engine.y_train)
-    jax.block_until_ready(loss)
+    loss = engine_lib.to_host(loss)[:real]
     timings["train_s"] += time.perf_counter() - t0
+    newly = [m for m in (lo + np.flatnonzero(~np.isfinite(loss))).tolist() if m not in diverged]
+    if newly:
+      diverged += newly
+      warnings.warn(
+          f"{len(newly)} model(s) diverged (non-finite training loss) in epoch {epoch + 1}: "
+          f"models {newly[:10]}{' ...' if len(newly) > 10 else ''}. Their predictions are "
+          f"meaningless and count as wrong in every estimate. Lower the learning rate (now "
+          f"{config.learning_rate}) or use a model with normalisation (vgg, resnet); run.json "
+          "lists them under diverged_models.", RuntimeWarning, stacklevel=2)
     if epoch + 1 in eval_epochs:
       t0 = time.perf_counter()
       t = eval_epochs.index(epoch + 1)
@@ -294,8 +308,9 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
       checkpoints.save(lo, epoch + 1, state)
     if bar is not None:
       bar.set_description(f"{chunk_label} epoch {epoch + 1}/{config.epochs}")
-      bar.set_postfix(loss=f"{float(np.mean(engine_lib.to_host(loss)[:real])):.3f}")
+      bar.set_postfix(loss=f"{float(np.mean(loss)):.3f}")
       bar.update(real)
+  return diverged
 
 
 class _Checkpoints:

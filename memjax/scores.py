@@ -96,6 +96,11 @@ def summary(run, top: int = 10) -> str:
       f"  held-out train accuracy:     {heldout_acc.mean():.4f}",
       f"  test accuracy:               {test_acc.mean():.4f} +- {test_acc.std():.4f}",
   ]
+  diverged = info.get("diverged_models", [])
+  if diverged:
+    lines.append(
+        f"  WARNING: {len(diverged)} model(s) diverged (non-finite loss; listed in run.json): "
+        "their predictions count as wrong. Lower the learning rate.")
   if train_acc.mean() < 0.95:
     lines.append(
         f"  WARNING: models under-fit their subsets (mean train accuracy {train_acc.mean():.3f}"

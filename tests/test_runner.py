@@ -109,3 +109,14 @@ def test_grow_trains_only_new_models(tmp_path, small_digits, monkeypatch):
 def test_resume_errors(tmp_path, small_digits):
   with pytest.raises(MemjaxError, match="not a memjax run directory"):
     memjax.train(small_digits, directory=str(tmp_path), resume=True, progress=False)
+
+
+def test_diverged_models_are_reported(tmp_path, small_digits):
+  with pytest.warns(RuntimeWarning, match=r"diverged \(non-finite training loss\).*Lower the "
+                    r"learning rate \(now 1e\+30\)"):
+    run = memjax.train(small_digits, models=2, epochs=2, model="mlp", learning_rate=1e30,
+                       directory=str(tmp_path / "run"), progress=False)
+  assert run.info["diverged_models"] == [0, 1]
+  info = json.loads((tmp_path / "run" / "run.json").read_text())
+  assert info["diverged_models"] == [0, 1]
+  assert "WARNING: 2 model(s) diverged" in run.summary()
