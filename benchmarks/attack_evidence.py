@@ -31,13 +31,19 @@ def planted_digits(num_planted: int, seed: int = 0):
                             standardize=False), planted
 
 
-def cifar_shaped(num_train: int, num_test: int, num_planted: int, seed: int = 0):
-  """32x32x3 images, 10 classes: a class template plus strong noise (CIFAR-like difficulty)."""
+def cifar_shaped(num_train: int, num_test: int, num_planted: int, noise: float = 4.0,
+                 seed: int = 0):
+  """32x32x3 images, 10 classes: a smooth class template plus pixel noise of sd ``noise``.
+
+  At noise 4 a small CNN needs ~4 epochs to pass 90% test accuracy (the template is 8x8
+  upsampled, so convolutions average much of the noise away); not CIFAR's difficulty, but
+  CIFAR's shapes and a real learning curve.
+  """
   rng = np.random.default_rng(seed)
   templates = rng.normal(size=(10, 8, 8, 3)).repeat(4, 1).repeat(4, 2)  # smooth 32x32x3
   def make(n):
     y = rng.integers(0, 10, n)
-    return templates[y] + 1.5 * rng.normal(size=(n, 32, 32, 3)), y
+    return templates[y] + noise * rng.normal(size=(n, 32, 32, 3)), y
   (x, y), (xt, yt) = make(num_train), make(num_test)
   planted = rng.choice(num_train, num_planted, replace=False)
   y[planted] = (y[planted] + rng.integers(1, 10, num_planted)) % 10
@@ -55,9 +61,10 @@ def main():
     data, planted = planted_digits(args.planted)
     kwargs = dict(model="mlp", epochs=args.epochs or 40)
   else:
-    data, planted = cifar_shaped(2560, 1000, args.planted)
-    kwargs = dict(model="cnn", epochs=args.epochs or 20, augment="flip",
-                  query_augmentations=2)
+    data, planted = cifar_shaped(1280, 1000, args.planted)
+    # The plain CNN (no normalisation) diverges or stalls at the MLP's learning rate of 0.1.
+    kwargs = dict(model="cnn", epochs=args.epochs or 12, augment="flip",
+                  query_augmentations=2, learning_rate=0.02)
   t0 = time.perf_counter()
   run = memjax.train(data, models=args.models, progress=False, **kwargs)
   train_s = time.perf_counter() - t0
