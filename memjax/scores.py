@@ -107,10 +107,12 @@ def summary(run, top: int = 10) -> str:
         " < 0.95). Memorization estimates assume models fit their training data: train longer "
         "(--epochs), raise the learning rate, or use a larger model.")
   finite = np.isfinite(mem)
+  se = scores["memorization_se"]
+  median_se = np.nanmedian(se) if np.isfinite(se).any() else float("nan")  # nan: 1 IN or OUT
   lines += [
       f"  memorization: mean {np.nanmean(mem):.4f}, "
       f"{estimators.count_memorized(mem)} of {finite.sum()} examples >= "
-      f"{estimators.DEFAULT_THRESHOLD} (median s.e. {np.nanmedian(scores['memorization_se']):.3f})",
+      f"{estimators.DEFAULT_THRESHOLD} (median s.e. {median_se:.3f})",
   ]
   if (~finite).any():
     lines.append(f"  {int((~finite).sum())} examples have no IN or no OUT model (NaN scores); "
