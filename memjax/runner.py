@@ -201,7 +201,8 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   steps = info.setdefault("steps_per_epoch",
                           engine_lib.steps_per_epoch(keep[:first_block_end], config.batch_size))
   fns = engine_lib.model_fns(config, dataset)
-  chunk_size = _chunk_size(config, fns, dataset, num_models, mesh.size)
+  chunk_size = _chunk_size(config, fns, dataset, num_models, mesh.size,
+                           platform=mesh.devices.flat[0].platform)
   engine = engine_lib.Engine(dataset, config, steps, chunk_size, mesh)
   eval_epochs = _eval_epochs(config)
   info.update(num_params=fns.num_params, chunk_size=chunk_size,
@@ -361,13 +362,25 @@ class _Checkpoints:
     self.manager.close()
 
 
-def _chunk_size(config: TrainConfig, fns, dataset, num_models: int, num_devices: int) -> int:
+# On CPU a chunk runs fastest when its working set stays in cache: measured on 2 EPYC cores, 256
+# MLPs 64-256-256-10 (4.9 MB each by bytes_per_model) train at 550 model-epochs/s in chunks of 8
+# and 383 in one chunk of 256, while logistic regressions (0.13 MB) and 32-unit MLPs (0.33 MB)
+# are fastest in chunks of 128 or more. 48 MB per device gives 9, 369 and 145.
+CPU_CHUNK_BYTES = 48 << 20
+
+
+def _chunk_size(config: TrainConfig, fns, dataset, num_models: int, num_devices: int,
+                platform: str = "cpu") -> int:
+  """Models per chunk: ``config.chunk_size``, else the most that fit ``memory_budget`` (and, on
+  CPU, :data:`CPU_CHUNK_BYTES` per device); a multiple of the device count."""
   if config.chunk_size is not None:
     size = config.chunk_size
   else:
     budget = config.memory_budget or engine_lib.default_memory_budget()
     per_model = engine_lib.bytes_per_model(fns, dataset, config)
     per_device = max(1, budget // per_model)
+    if platform == "cpu":
+      per_device = min(per_device, max(1, CPU_CHUNK_BYTES // per_model))
     size = min(num_models, per_device * num_devices)
   return max(num_devices, math.ceil(size / num_devices) * num_devices)
 
