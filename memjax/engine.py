@@ -227,8 +227,13 @@ class Engine:
     """[S, B] indices of the model's IN examples in a fresh random order (wrapping around)."""
     key = jax.random.fold_in(jax.random.fold_in(self._model_key(model_id), 1), epoch)
     order_key, augment_key = jax.random.split(key)
-    noise = jax.random.uniform(order_key, keep_row.shape)
-    permutation = jnp.argsort(jnp.where(keep_row, noise, noise + 2.0))  # IN examples first
+    # A sort of 31 random bits (top bit set for OUT examples, so IN examples come first) with
+    # the indices as payload: 2x cheaper on XLA:CPU than argsort of floats, which dominated
+    # the epoch of tiny models (17 -> 8 ms for 256 models x 1,437 examples).
+    bits = jax.random.bits(order_key, keep_row.shape, jnp.uint32) >> 1
+    bits = jnp.where(keep_row, bits, bits | jnp.uint32(1 << 31))
+    indices = jnp.arange(keep_row.shape[0], dtype=jnp.int32)
+    permutation = jax.lax.sort((bits, indices), num_keys=1, is_stable=False)[1]
     num_in = jnp.maximum(keep_row.sum(), 1)
     positions = jnp.arange(self.steps_per_epoch * self.config.batch_size) % num_in
     return permutation[positions].reshape(self.steps_per_epoch, -1), augment_key
