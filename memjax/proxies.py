@@ -901,8 +901,8 @@ class ProxyComparison:
       sign = {1: "+", -1: "-", 0: ""}[r["sign"]]
       cost = (f"{r['wall_s']:.1f} | {r['cost_ratio']:.2f}x" if r["wall_s"] > 0
               else "0 (reuses the ensemble) | 0")
-      lines.append(f"| {r['proxy']} | {r['source']} | {r['models']} | {sign} | {rho} | "
-                   f"{cost} |")
+      name = r["proxy"].replace("|", "\\|")  # "||grad||" must not split the table's cells
+      lines.append(f"| {name} | {r['source']} | {r['models']} | {sign} | {rho} | {cost} |")
     return "\n".join(lines)
 
 

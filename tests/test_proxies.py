@@ -1,5 +1,7 @@
 """Proxies against hand-computed histories, exact Hessians and data with a known answer."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -235,5 +237,8 @@ def test_compare_proxies_table(small_digits):
   assert table.info["full_estimator_s"] > 0 and table.memorization.shape == (300,)
   md = table.markdown()
   assert md.count("\n") == len(table.rows) + 1 and "Spearman" in md
+  # Every row has the header's 7 cells: the pipes in "||grad_w l||" are escaped.
+  cells = [len(re.split(r"(?<!\\)\|", line)) - 2 for line in md.splitlines()]
+  assert cells == [7] * len(cells) and "\\|\\|grad_w l\\|\\|" in md
   with pytest.raises(MemjaxError, match="even"):
     proxies.compare_proxies(small_digits, models=4, proxy_models=3, model="logreg", epochs=1)
