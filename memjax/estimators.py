@@ -161,10 +161,15 @@ def cscore_se(correct, keep, groups=None) -> np.ndarray:
     return np.sqrt(np.where(present, variances, 0).sum(0)) / present.sum(0)
 
 
+def is_memorized(scores, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+  """[...] bool, same shape as ``scores``: score >= threshold; NaN scores (no IN or no OUT
+  model) are never memorized."""
+  return np.nan_to_num(np.asarray(scores), nan=-np.inf) >= threshold
+
+
 def count_memorized(scores, threshold: float = DEFAULT_THRESHOLD) -> int:
   """Number of examples with memorization score >= threshold (NaN scores never count)."""
-  scores = np.asarray(scores, dtype=np.float64)
-  return int(np.sum(np.nan_to_num(scores, nan=-np.inf) >= threshold))
+  return int(np.sum(is_memorized(np.asarray(scores, dtype=np.float64), threshold)))
 
 
 def influence(correct_test, keep) -> np.ndarray:

@@ -40,9 +40,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from memjax import estimators
 from memjax.errors import MemjaxError
 
-THRESHOLD = 0.25  # Feldman & Zhang's threshold for "memorized" (memjax.estimators.DEFAULT_THRESHOLD)
+THRESHOLD = estimators.DEFAULT_THRESHOLD  # Feldman & Zhang's threshold for "memorized"
 REPORT_NAME = "report.html"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _DPI = 110
@@ -227,8 +228,6 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
   (train - test accuracy); ``mean_memorization`` and ``memorized`` (examples with memorization
   >= threshold) from the correctness after that epoch.
   """
-  from memjax import estimators
-
   keep = np.asarray(records.keep)
   mean_mem, memorized = [], []
   for t in range(len(records.eval_epochs)):
@@ -599,7 +598,7 @@ def _header(inp: ReportInputs) -> str:
   cfg = info["config"]
   mem = scores["memorization"]
   finite = np.isfinite(mem)
-  n_mem = int(np.sum(np.nan_to_num(mem, nan=-np.inf) >= THRESHOLD))
+  n_mem = estimators.count_memorized(mem, THRESHOLD)
   train = records.train_accuracy()[-1]
   heldout = records.heldout_accuracy()[-1]
   test = records.test_accuracy()[-1]

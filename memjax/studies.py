@@ -405,7 +405,7 @@ def memorized_count_se(correct, keep, threshold: float = THRESHOLD, n_boot: int 
   hits_all = np.einsum("bm,tmn->btn", w, c.astype(np.float32))
   with np.errstate(invalid="ignore", divide="ignore"):
     mem = hits_in / n_in[:, None] - (hits_all - hits_in) / n_out[:, None]
-  counts = (np.nan_to_num(mem, nan=-np.inf) >= threshold).sum(-1)  # [B, T]
+  counts = estimators.is_memorized(mem, threshold).sum(-1)  # [B, T]
   se = counts.std(0, ddof=1)
   return float(se[0]) if single else se
 
@@ -437,7 +437,7 @@ def null_memorized_count(correct, keep, threshold: float = THRESHOLD, n_perm: in
   for _ in range(n_perm):
     shuffled = np.take_along_axis(k, np.argsort(rng.random(k.shape), axis=0), axis=0)
     hist = memorization_history(c, shuffled)
-    counts += (np.nan_to_num(hist, nan=-np.inf) >= threshold).sum(-1)
+    counts += estimators.is_memorized(hist, threshold).sum(-1)
   counts /= n_perm
   return float(counts[0]) if single else counts
 
@@ -654,7 +654,7 @@ def epochs(data: Any = "digits", *, scale: str = "default", arch: Arch | None = 
                                 _positive("epochs", epochs), seed, arch, progress, log)
   rec = run.records
   hist = memorization_history(rec.train_correct, run.keep)
-  counts = (np.nan_to_num(hist, nan=-np.inf) >= threshold).sum(-1)
+  counts = estimators.is_memorized(hist, threshold).sum(-1)
   se = memorized_count_se(rec.train_correct, run.keep, threshold)
   null = null_memorized_count(rec.train_correct, run.keep, threshold)
   ep = np.asarray(rec.eval_epochs)
@@ -735,7 +735,7 @@ def transient(data: Any = "digits", *, scale: str = "default", small: Arch | Non
   cs_l = estimators.cscore(run_l.correct, run_l.keep)
   run_e, _, arch_e = _epochs_run(dataset, sc, base, None, None, seed, None, progress, log)
   hist = memorization_history(run_e.records.train_correct, run_e.keep)
-  counts = (np.nan_to_num(hist, nan=-np.inf) >= threshold).sum(-1)
+  counts = estimators.is_memorized(hist, threshold).sum(-1)
   peak = int(np.argmax(counts))
   ep = np.asarray(run_e.records.eval_epochs)
   cs_e = estimators.cscore(run_e.correct, run_e.keep)
@@ -744,8 +744,8 @@ def transient(data: Any = "digits", *, scale: str = "default", small: Arch | Non
       ("model-wise", arch_label(small), arch_label(large), mem_s, mem_l, cs_l),
       ("temporal-wise", f"{arch_label(arch_e)} epoch {ep[peak]}",
        f"{arch_label(arch_e)} epoch {ep[-1]}", hist[peak], hist[-1], cs_e)):
-    mem_a = np.nan_to_num(a, nan=-np.inf) >= threshold
-    mem_b = np.nan_to_num(b, nan=-np.inf) >= threshold
+    mem_a = estimators.is_memorized(a, threshold)
+    mem_b = estimators.is_memorized(b, threshold)
     groups = {"all": np.ones_like(mem_a), "memorized (first)": mem_a,
               "memorized (second)": mem_b, "transient": mem_a & ~mem_b}
     for group, mask in groups.items():
@@ -949,7 +949,7 @@ def natural_vs_artificial(data: Any = "digits", *, scale: str = "default", archs
       sel = hist[:, groups == g]
       with np.errstate(invalid="ignore"):
         curve[gname] = (np.nanmean(sel, axis=1) if sel.shape[1] else np.full(len(ep), np.nan),
-                        (np.nan_to_num(sel, nan=-np.inf) >= threshold).mean(1)
+                        estimators.is_memorized(sel, threshold).mean(1)
                         if sel.shape[1] else np.full(len(ep), np.nan))
     curves[arch_label(arch)] = (int(run.info["num_params"]), ep, curve)
     for t in range(len(ep)):

@@ -101,6 +101,9 @@ def test_standard_error_is_calibrated():
 
 def test_count_memorized_ignores_nan():
   assert memjax.count_memorized([0.1, 0.25, np.nan, 0.9]) == 2
+  # The mask behind it keeps the shape (e.g. [T, N] histories), NaN never memorized.
+  mask = estimators.is_memorized(np.array([[0.1, 0.25], [np.nan, 0.9]], np.float32))
+  assert mask.tolist() == [[False, True], [False, True]]
   assert memjax.count_memorized([0.1, 0.9], threshold=0.05) == 2
 
 
