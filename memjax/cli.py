@@ -19,6 +19,7 @@ import sys
 import time
 
 from memjax import report, studies
+from memjax.data import spec_slug
 from memjax.errors import MemjaxError
 
 
@@ -135,7 +136,7 @@ def cmd_run(args) -> int:
     data = args.data or "digits"
     config = PRESETS[args.preset].replace(**changes)
     out = args.out or os.path.join(
-        "runs", f"{_slug(data)}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        "runs", f"{spec_slug(data)}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = runner.train(data, config=config, directory=out, progress=progress)
   import jax
   if jax.process_index() != 0:  # on several hosts process 0 writes and reports
@@ -171,9 +172,6 @@ def cmd_scores(args) -> int:
   return 0
 
 
-def _slug(spec: str) -> str:
-  base = os.path.basename(spec.rstrip("/")).replace(".npz", "")
-  return "".join(c if c.isalnum() or c in "-_" else "-" for c in base.replace("tfds:", ""))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,6 +114,13 @@ def load(spec: Any = DEFAULT_DATASET, **kwargs) -> Dataset:
   return dataset if kwargs else dataclasses.replace(dataset, spec=spec)
 
 
+def spec_slug(spec: str) -> str:
+  """A file-name-safe short name for a dataset spec or name: ``"npz:/a/b.npz"`` -> ``"b"``,
+  ``"tfds:cifar10"`` -> ``"cifar10"``, ``"digits+artificial"`` -> ``"digits-artificial"``."""
+  base = os.path.basename(str(spec).rstrip("/")).replace(".npz", "").replace("tfds:", "")
+  return "".join(c if c.isalnum() or c in "-_" else "-" for c in base)
+
+
 def _load_spec(spec: str, **kwargs) -> Dataset:
   if spec == "digits":
     return load_digits(**kwargs)

@@ -48,7 +48,7 @@ from scipy import stats as scipy_stats
 
 from memjax import estimators
 from memjax.config import TrainConfig
-from memjax.data import Dataset, load
+from memjax.data import Dataset, load, spec_slug
 from memjax.errors import MemjaxError
 
 THRESHOLD = estimators.DEFAULT_THRESHOLD
@@ -277,12 +277,12 @@ def saving_runs(directory: str):
     _RUNS_DIR = previous
 
 
-def _run_directory(dataset: Dataset, config_json: str) -> str | None:
+def _run_directory(dataset: Dataset, config: TrainConfig, config_json: str) -> str | None:
+  """``RUNS_DIR/DATA-MODEL-HASH`` inside :func:`saving_runs`, else None."""
   if _RUNS_DIR is None:
     return None
   digest = hashlib.sha1(config_json.encode()).hexdigest()[:10]
-  name = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in dataset.name)
-  return os.path.join(_RUNS_DIR, f"{name}-{json.loads(config_json)['model']}-{digest}")
+  return os.path.join(_RUNS_DIR, f"{spec_slug(dataset.name)}-{config.model}-{digest}")
 
 
 def _train(dataset: Dataset, config: TrainConfig, progress: bool, log: Callable | None):
@@ -291,7 +291,7 @@ def _train(dataset: Dataset, config: TrainConfig, progress: bool, log: Callable 
   key = (id(dataset), json.dumps(config.to_dict(), sort_keys=True, default=str))
   if key in _RUN_CACHE:
     return _RUN_CACHE[key][1:]
-  directory = _run_directory(dataset, key[1])
+  directory = _run_directory(dataset, config, key[1])
   resume = directory is not None and os.path.exists(os.path.join(directory, "run.json"))
   t0 = time.perf_counter()
   run = runner.train(dataset, config=config, directory=directory, resume=resume,
@@ -1053,10 +1053,8 @@ def cmd_study(args) -> int:
   if args.preset not in PRESETS:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
   names = list(STUDIES) if args.name == "all" else [args.name]
-  slug = "".join(ch if ch.isalnum() or ch in "-_" else "-"
-                 for ch in os.path.basename(str(args.data).rstrip("/")).replace("tfds:", ""))
   root = args.out or os.path.join(
-      "studies", f"{args.name}-{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
+      "studies", f"{args.name}-{spec_slug(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
   config = PRESETS[args.preset]
   if args.keep_ratio is not None:
     config = config.replace(keep_ratio=args.keep_ratio)

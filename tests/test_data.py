@@ -112,3 +112,10 @@ def test_tfds_not_prepared_is_a_clear_error(tmp_path):
   pytest.importorskip("tensorflow_datasets")
   with pytest.raises(MemjaxError, match="not downloaded/prepared.*never downloads"):
     data_lib.load_tfds("mnist", data_dir=str(tmp_path))
+
+
+def test_spec_slug_names_run_directories():
+  assert data_lib.spec_slug("npz:/a/b.npz") == "b"
+  assert data_lib.spec_slug("tfds:cifar10:train[:10]") == "cifar10-train--10-"
+  assert data_lib.spec_slug("digits+artificial") == "digits-artificial"
+  assert data_lib.spec_slug("digits") == "digits"
