@@ -172,8 +172,6 @@ def cmd_scores(args) -> int:
   return 0
 
 
-
-
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="memjax", description="Per-example memorization, C-scores and membership inference "
