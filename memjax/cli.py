@@ -124,11 +124,9 @@ def cmd_run(args) -> int:
   if args.resume:
     if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
       raise MemjaxError("--resume DIR continues DIR; do not also pass a different --out.")
-    info_path = os.path.join(args.resume, "run.json")
     data = args.data
-    if data is None and os.path.exists(info_path):
-      with open(info_path) as f:
-        data = json.load(f).get("data_spec")
+    if data is None:
+      data = runner.read_run_info(args.resume).get("data_spec")
     if data is None:
       raise MemjaxError(f"Cannot tell which data {args.resume!r} was trained on; pass --data.")
     run = runner.train(data, directory=args.resume, resume=True, progress=progress, **changes)

@@ -95,7 +95,8 @@ def load_inputs(run_dir: str, data: Any = None) -> ReportInputs:
   from memjax import scores as scores_lib
   from memjax.records import Records
 
-  info = _read_run_info(run_dir)
+  from memjax import runner
+  info = runner.read_run_info(run_dir)
   records = Records.load(os.path.join(run_dir, "records"))
   _check_finished(run_dir, info, records)
   notes: list[str] = []
@@ -105,25 +106,6 @@ def load_inputs(run_dir: str, data: Any = None) -> ReportInputs:
                       scores=scores_lib.table(records),
                       extra_columns=_extra_columns(run_dir, records.num_examples),
                       data=dataset, attacks=attacks, roc_png=roc_png, notes=notes)
-
-
-def _read_run_info(run_dir: str) -> dict[str, Any]:
-  if not os.path.isdir(run_dir):
-    raise MemjaxError(f"{run_dir!r} is not a directory. Pass the run directory written by "
-                      "`memjax run --out DIR` (it holds run.json, scores.csv and records/).")
-  path = os.path.join(run_dir, "run.json")
-  if not os.path.exists(path):
-    raise MemjaxError(f"{run_dir!r} is not a memjax run directory (no run.json). Pass the DIR "
-                      "given to `memjax run --out DIR`.")
-  try:
-    with open(path) as f:
-      info = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise MemjaxError(f"Could not read {path} ({e}); the run directory is damaged.") from e
-  missing = [k for k in ("config", "data", "design") if k not in info]
-  if missing:
-    raise MemjaxError(f"{path} lacks {missing}; it was not written by `memjax run`.")
-  return info
 
 
 def _check_finished(run_dir: str, info: dict, records) -> None:

@@ -91,7 +91,7 @@ class Run:
   @classmethod
   def load(cls, directory: str, data: Dataset | None = None) -> "Run":
     """Opens a run directory written by :func:`train` (records memory-mapped)."""
-    info = _read_json(os.path.join(directory, "run.json"), "run.json", directory)
+    info = read_run_info(directory)
     config = TrainConfig.from_dict(info["config"])
     if data is None and info.get("data_spec") is None:
       raise MemjaxError(f"The run in {directory!r} was trained on in-memory arrays, not a "
@@ -159,7 +159,7 @@ def train(data: Any = "digits", model: str | None = None, models: int | None = N
 
 
 def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, mesh) -> Run:
-  info = _read_json(os.path.join(directory, "run.json"), "run.json", directory)
+  info = read_run_info(directory)
   config = TrainConfig.from_dict(info["config"])
   allowed = {"num_models", "chunk_size", "memory_budget", "checkpoint_seconds"}
   conflicting = {k: v for k, v in changes.items()
@@ -461,12 +461,24 @@ def _read_progress(directory: str) -> dict:
     return json.load(f)
 
 
-def _read_json(path: str, what: str, directory: str) -> dict:
+def read_run_info(run_dir: str) -> dict[str, Any]:
+  """The run.json of a run directory, with a clear error when it is not one."""
+  if not os.path.isdir(run_dir):
+    raise MemjaxError(f"{run_dir!r} is not a directory. Pass the run directory written by "
+                      "`memjax run --out DIR` (it holds run.json, scores.csv and records/).")
+  path = os.path.join(run_dir, "run.json")
   if not os.path.exists(path):
-    raise MemjaxError(f"{directory!r} is not a memjax run directory (no {what}). Pass the DIR "
+    raise MemjaxError(f"{run_dir!r} is not a memjax run directory (no run.json). Pass the DIR "
                       "given to `memjax run --out DIR`.")
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      info = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise MemjaxError(f"Could not read {path} ({e}); the run directory is damaged.") from e
+  missing = [k for k in ("config", "data", "design") if k not in info]
+  if missing:
+    raise MemjaxError(f"{path} lacks {missing}; it was not written by `memjax run`.")
+  return info
 
 
 def _write_json(path: str, obj: dict) -> None:

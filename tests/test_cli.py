@@ -39,6 +39,9 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys):
   assert cli.main(["run", "--keep-ratio", "1.5", "--models", "2", "--epochs", "1",
                    "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
   assert "outside (0, 1)" in capsys.readouterr().err
+  # Resuming a directory that is not a run names the problem (not the data it cannot find).
+  assert cli.main(["run", "--resume", str(tmp_path / "nowhere"), "--no-progress"]) == 2
+  assert "is not a directory. Pass the run directory" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point():
