@@ -13,14 +13,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 
 from memjax import report, studies
-from memjax.data import spec_slug
+from memjax.config import AUGMENTATIONS, DESIGNS, FIELDS, PRESETS, SCHEDULES, TrainConfig
+from memjax.data import load, spec_slug
 from memjax.errors import MemjaxError
+from memjax.models import model_name
 
 
 def _add_run_parser(sub) -> None:
@@ -29,33 +32,15 @@ def _add_run_parser(sub) -> None:
                      "in one compiled program; write records, scores.csv and run.json to --out.")
   p.add_argument("--data", default=None, help="dataset spec: digits (default, offline), "
                  "npz:PATH, PATH.npz, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
-  p.add_argument("--preset", default="default", help="configuration preset: default, "
-                 "back_to_fundamentals, lira (flags below override it)")
-  p.add_argument("--model", help="logreg, mlp, cnn, vgg, resnet")
-  p.add_argument("--model-kwargs", type=json.loads, metavar="JSON",
-                 help='model knobs as JSON, e.g. \'{"widths": [512, 512]}\' or \'{"width": 32}\'')
-  p.add_argument("--models", type=int, dest="num_models", help="number of models M")
-  p.add_argument("--epochs", type=int)
-  p.add_argument("--batch-size", type=int)
-  p.add_argument("--lr", type=float, dest="learning_rate", help="peak learning rate")
-  p.add_argument("--momentum", type=float)
-  p.add_argument("--weight-decay", type=float)
-  p.add_argument("--schedule", choices=("triangular", "cosine", "constant"))
-  p.add_argument("--augment", choices=("none", "flip", "translate", "flip_translate"))
-  p.add_argument("--translate", type=int, help="max shift in pixels for translate")
-  p.add_argument("--queries", type=int, dest="query_augmentations",
-                 help="number A of augmented queries for the LiRA statistic")
-  p.add_argument("--keep-ratio", type=float, help="fraction of the training set per model")
-  p.add_argument("--keep-ratios", type=lambda s: tuple(float(r) for r in s.split(",")),
-                 help="several ratios (C-score design), e.g. 0.1,0.3,0.5,0.7,0.9")
-  p.add_argument("--design", choices=("balanced", "bernoulli"))
-  p.add_argument("--eval-every", type=int, help="also evaluate every k epochs")
-  p.add_argument("--seed", type=int)
-  p.add_argument("--chunk-size", type=int, help="models per compiled chunk (default: fit "
-                 "the memory budget)")
-  p.add_argument("--memory-budget", type=float, help="device bytes per chunk, e.g. 4e9")
-  p.add_argument("--checkpoint-seconds", type=float, help="checkpoint the training state "
-                 "at the end of an epoch once this many seconds passed since the last (0: never)")
+  p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                 help="standardise features with training-split statistics (default) or, with "
+                 "--no-standardize, keep them in [0, 1]; part of the training algorithm, "
+                 "recorded in run.json")
+  p.add_argument("--preset", default="default", help="configuration preset: "
+                 f"{', '.join(PRESETS)} (flags below override it)")
+  training = p.add_argument_group("training (every TrainConfig field; see memjax.TrainConfig)")
+  for field in dataclasses.fields(TrainConfig):
+    _add_config_flag(training, field)
   p.add_argument("--out", help="run directory (default runs/DATA-MODEL-TIMESTAMP); never "
                  "overwritten")
   p.add_argument("--resume", metavar="DIR", help="continue (or, with a larger --models, grow) "
@@ -90,10 +75,43 @@ def _add_attack_parser(sub) -> None:
   p.add_argument("--max-targets", type=int, help="use only the first K models as targets")
 
 
-CONFIG_FLAGS = ("model", "model_kwargs", "num_models", "epochs", "batch_size", "learning_rate",
-                "momentum", "weight_decay", "schedule", "augment", "translate",
-                "query_augmentations", "keep_ratio", "keep_ratios", "design", "eval_every",
-                "seed", "chunk_size", "memory_budget", "checkpoint_seconds")
+def _add_config_flag(group, field: dataclasses.Field) -> None:
+  """One ``--flag`` for a TrainConfig field, typed after the field's default."""
+  flags = [f"--{field.name.replace('_', '-')}"]
+  if field.metadata.get("flag") and field.metadata["flag"] not in flags:
+    flags.insert(0, field.metadata["flag"])
+  default = TrainConfig.__dataclass_fields__[field.name].default
+  kwargs = {"dest": field.name, "default": None, "help": field.metadata.get("help")}
+  if isinstance(default, bool):
+    kwargs["action"] = argparse.BooleanOptionalAction
+  elif field.name == "measures":
+    kwargs.update(type=lambda text: [m for m in text.split(",") if m], metavar="SPEC,...")
+  elif field.name.endswith("_kwargs"):
+    kwargs.update(type=_json_object, metavar="JSON")
+  elif field.name == "keep_ratios":
+    kwargs.update(type=lambda text: tuple(float(r) for r in text.split(",")),
+                  metavar="R1,R2,...")
+  elif field.name == "memory_budget":
+    kwargs.update(type=lambda text: int(float(text)), metavar="BYTES")
+  elif isinstance(default, (int, float)) and field.name != "chunk_size":
+    kwargs["type"] = type(default)
+  elif field.name == "chunk_size":
+    kwargs["type"] = int
+  choices = {"schedule": SCHEDULES, "augment": AUGMENTATIONS, "design": DESIGNS}
+  if field.name in choices:
+    kwargs["choices"] = choices[field.name]
+  group.add_argument(*flags, **kwargs)
+
+
+def _json_object(text: str) -> dict:
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise argparse.ArgumentTypeError(f"not valid JSON ({e}); write e.g. "
+                                     "'{\"learning_rate\": 0.001}'") from e
+  if not isinstance(value, dict):
+    raise argparse.ArgumentTypeError("must be a JSON object {...}")
+  return value
 
 
 def _initialize_distributed(args) -> None:
@@ -113,28 +131,28 @@ def _initialize_distributed(args) -> None:
 def cmd_run(args) -> int:
   _initialize_distributed(args)
   from memjax import runner
-  from memjax.config import PRESETS
 
   if args.preset not in PRESETS:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
-  changes = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
-  if "memory_budget" in changes:
-    changes["memory_budget"] = int(changes["memory_budget"])
+  changes = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
   progress = not args.no_progress
   if args.resume:
     if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
       raise MemjaxError("--resume DIR continues DIR; do not also pass a different --out.")
-    data = args.data
-    if data is None:
-      data = runner.read_run_info(args.resume).get("data_spec")
-    if data is None:
+    info = runner.read_run_info(args.resume)
+    standardize = info["data"].get("standardized", True) if args.standardize is None \
+        else args.standardize
+    if args.data is None and info.get("data_spec") is None:
       raise MemjaxError(f"Cannot tell which data {args.resume!r} was trained on; pass --data.")
+    data = load(args.data or info["data_spec"], standardize=standardize)
     run = runner.train(data, directory=args.resume, resume=True, progress=progress, **changes)
   else:
-    data = args.data or "digits"
+    data = load(args.data or "digits",
+                standardize=True if args.standardize is None else args.standardize)
     config = PRESETS[args.preset].replace(**changes)
     out = args.out or os.path.join(
-        "runs", f"{spec_slug(data)}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        "runs", f"{spec_slug(data.spec or data.name)}-{spec_slug(model_name(config.model))}-"
+        f"{time.strftime('%Y%m%d-%H%M%S')}")
     run = runner.train(data, config=config, directory=out, progress=progress)
   import jax
   if jax.process_index() != 0:  # on several hosts process 0 writes and reports

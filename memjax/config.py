@@ -10,31 +10,67 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import Any
 
+from memjax import imports
 from memjax.errors import MemjaxError
 
 SCHEDULES = ("triangular", "constant", "cosine")
 AUGMENTATIONS = ("none", "flip", "translate", "flip_translate")
+DESIGNS = ("balanced", "bernoulli")
+
+
+def _field(default, help: str, flag: str | None = None, **kwargs):
+  """A TrainConfig field with its command-line help (``flag``: the main ``--flag`` when it is
+  not ``--field-name``); :mod:`memjax.cli` derives ``memjax run``'s options from these."""
+  metadata = {"help": help, "flag": flag}
+  if isinstance(default, (dict, list)):
+    return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata,
+                             **kwargs)
+  return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Everything that determines a run (with the dataset and the seed it is reproducible).
 
+  The training algorithm is yours to choose: ``model``, ``optimizer`` and ``loss`` take memjax's
+  built-ins by name, import paths ``"package.module:Name"`` (stored in run.json, so resume and
+  reports find them), or Python objects (stored by their import path when they have one).
+
   Attributes:
-    model: a name in ``memjax.models.REGISTRY``.
+    model: a name in ``memjax.models.REGISTRY`` (logreg, mlp, cnn, vgg, resnet, vit), an import
+      path, or a flax NNX Module class or factory ``X(input_shape, num_classes, *, rngs,
+      **model_kwargs)`` whose instances map ``(x [B, ...], train: bool) -> logits [B, C]`` (see
+      :mod:`memjax.models`).
     model_kwargs: knobs of that model, e.g. ``{"widths": [512, 512]}`` or ``{"width": 32}``.
     num_models: M, the number of models trained (each on its own subset).
     epochs: passes over each model's own subset.
     batch_size: examples per optimizer step, per model.
-    learning_rate: peak learning rate of the schedule.
-    momentum: SGD momentum (Nesterov when ``nesterov``).
-    weight_decay: L2 weight decay coefficient (added to the gradient, as in the seed papers).
+    optimizer: None for the default chain (SGD with (Nesterov) momentum, L2 weight decay and the
+      learning-rate schedule below), or your own: an optax function name (``"adam"``,
+      ``"adamw"``, ``"sgd"``, ...) called with ``optimizer_kwargs`` (``learning_rate`` defaults
+      to ``learning_rate``, constant), an import path of a factory, an
+      ``optax.GradientTransformation``, or a callable ``total_steps -> GradientTransformation``.
+      It replaces the default chain entirely: no implicit weight decay or schedule.
+    optimizer_kwargs: keyword arguments of a named optimizer or factory.
+    learning_rate: peak learning rate of the default schedule.
+    momentum: SGD momentum of the default chain (Nesterov when ``nesterov``).
+    nesterov: Nesterov momentum in the default chain.
+    weight_decay: L2 weight decay of the default chain (added to the gradient, as in the seed
+      papers).
     schedule: "triangular" (linear warm-up to the peak at ``warmup_fraction`` of training, then
       linear decay to 0: the one-cycle schedule), "cosine" (warm-up then cosine decay) or
       "constant".
     warmup_fraction: fraction of all steps spent warming up.
+    loss: per-example training loss ``(logits [B, C], labels [B]) -> [B]``: "cross_entropy" (the
+      default), an import path, or a callable; training minimises its batch mean, and the
+      records' ``loss`` arrays hold it per example.
+    label_smoothing: label smoothing of the built-in cross-entropy (0: none).
+    measures: extra per-example measures recorded at every evaluation, ``{name: fn}`` with
+      ``fn(logits [B, C], labels [B]) -> [B]`` (a callable, an import path or a built-in name
+      of :data:`memjax.measures.MEASURES`); a list of specs names each after its last part.
     augment: on-device training augmentation for images: "none", "flip" (random horizontal
       flip), "translate" (random shift by up to ``translate`` pixels, zero fill) or
       "flip_translate".
@@ -45,7 +81,8 @@ class TrainConfig:
     keep_ratios: several ratios for the multi-ratio (C-score) design; overrides keep_ratio.
     design: "balanced" (each example IN for exactly round(r*M) models) or "bernoulli".
     eval_every: also evaluate every k epochs (0: only after the last epoch).
-    seed: integer seed; fixes the design, the initialisations, data order and augmentations.
+    seed: integer seed; fixes the design, the initialisations, data order, augmentations and
+      every model's random streams (dropout).
     chunk_size: models trained together in one compiled program; None picks the largest that
       fits ``memory_budget``.
     memory_budget: bytes of device memory a chunk may use; None: a default from the device.
@@ -54,28 +91,46 @@ class TrainConfig:
       to the records as they finish).
   """
 
-  model: str = "mlp"
-  model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-  num_models: int = 256
-  epochs: int = 40
-  batch_size: int = 128
-  learning_rate: float = 0.1
-  momentum: float = 0.9
-  nesterov: bool = True
-  weight_decay: float = 5e-4
-  schedule: str = "triangular"
-  warmup_fraction: float = 0.15
-  augment: str = "none"
-  translate: int = 2
-  query_augmentations: int = 1
-  keep_ratio: float = 0.5
-  keep_ratios: tuple[float, ...] = ()
-  design: str = "balanced"
-  eval_every: int = 0
-  seed: int = 0
-  chunk_size: int | None = None
-  memory_budget: int | None = None
-  checkpoint_seconds: float = 60.0
+  model: Any = _field("mlp", "model: logreg, mlp, cnn, vgg, resnet, vit, or an import path "
+                      "package.module:Name of your flax NNX Module (see memjax.models)")
+  model_kwargs: dict[str, Any] = _field(
+      {}, 'model knobs as JSON, e.g. \'{"widths": [512, 512]}\' or \'{"width": 32}\'')
+  num_models: int = _field(256, "number of models M", flag="--models")
+  epochs: int = _field(40, "training epochs over each model's own subset")
+  batch_size: int = _field(128, "examples per step, per model")
+  optimizer: Any = _field(None, "an optax function (adam, adamw, sgd, ...) or an import path "
+                          "of a factory; replaces the default SGD chain entirely")
+  optimizer_kwargs: dict[str, Any] = _field(
+      {}, 'its keyword arguments as JSON, e.g. \'{"learning_rate": 1e-3}\' (learning_rate '
+      "defaults to --lr)")
+  learning_rate: float = _field(0.1, "peak learning rate", flag="--lr")
+  momentum: float = _field(0.9, "SGD momentum of the default chain")
+  nesterov: bool = _field(True, "Nesterov momentum in the default chain")
+  weight_decay: float = _field(5e-4, "L2 weight decay of the default chain")
+  schedule: str = _field("triangular", "learning-rate schedule of the default chain")
+  warmup_fraction: float = _field(0.15, "fraction of the steps spent warming up")
+  loss: Any = _field("cross_entropy", "per-example loss: cross_entropy or an import path "
+                     "package.module:fn with fn(logits [B, C], labels [B]) -> [B]")
+  label_smoothing: float = _field(0.0, "label smoothing of the built-in cross-entropy")
+  measures: dict[str, Any] = _field(
+      {}, "extra per-example measures to record, comma-separated: built-in names (log_prob, "
+      "margin, entropy) or import paths package.module:fn")
+  augment: str = _field("none", "on-device training augmentation for images")
+  translate: int = _field(2, "max shift in pixels for translate")
+  query_augmentations: int = _field(1, "number A of augmented queries for the LiRA statistic",
+                                    flag="--queries")
+  keep_ratio: float = _field(0.5, "fraction of the training set per model")
+  keep_ratios: tuple[float, ...] = _field(
+      (), "several ratios (C-score design), e.g. 0.1,0.3,0.5,0.7,0.9")
+  design: str = _field("balanced", "keep-mask design")
+  eval_every: int = _field(0, "also evaluate every k epochs (0: only at the end)")
+  seed: int = _field(0, "seed of the design, initialisations, data order and random streams")
+  chunk_size: int | None = _field(None, "models per compiled chunk (default: fit the memory "
+                                  "budget)")
+  memory_budget: int | None = _field(None, "device bytes per chunk, e.g. 4e9")
+  checkpoint_seconds: float = _field(60.0, "checkpoint the training state at the end of an "
+                                     "epoch once this many seconds passed since the last (0: "
+                                     "never)")
 
   def __post_init__(self):
     checks = [
@@ -88,6 +143,8 @@ class TrainConfig:
         (self.schedule in SCHEDULES,
          f"schedule={self.schedule!r}; choose one of {', '.join(SCHEDULES)}."),
         (0 <= self.warmup_fraction < 1, f"warmup_fraction={self.warmup_fraction}; in [0, 1)."),
+        (0 <= self.label_smoothing < 1,
+         f"label_smoothing={self.label_smoothing}; must lie in [0, 1)."),
         (self.augment in AUGMENTATIONS,
          f"augment={self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}."),
         (self.translate >= 0, f"translate={self.translate}; must be >= 0 pixels."),
@@ -98,6 +155,8 @@ class TrainConfig:
          f"chunk_size={self.chunk_size}; use None (automatic) or a positive number."),
         (self.checkpoint_seconds >= 0,
          f"checkpoint_seconds={self.checkpoint_seconds}; must be >= 0 (0 disables)."),
+        (isinstance(self.model_kwargs, dict) and isinstance(self.optimizer_kwargs, dict),
+         "model_kwargs and optimizer_kwargs must be dicts of keyword arguments."),
     ]
     for ok, message in checks:
       if not ok:
@@ -111,6 +170,8 @@ class TrainConfig:
     # Normalise containers so configs compare equal and serialise the same way.
     object.__setattr__(self, "keep_ratios", tuple(float(r) for r in self.keep_ratios))
     object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+    object.__setattr__(self, "optimizer_kwargs", dict(self.optimizer_kwargs))
+    object.__setattr__(self, "measures", _measure_dict(self.measures))
 
   @property
   def ratios(self) -> tuple[float, ...]:
@@ -118,23 +179,71 @@ class TrainConfig:
     return self.keep_ratios or (self.keep_ratio,)
 
   def replace(self, **changes) -> "TrainConfig":
+    """A copy with some fields changed; a misspelt field raises MemjaxError naming the close
+    matches."""
+    check_fields(changes, "TrainConfig.replace")
     return dataclasses.replace(self, **changes)
 
   def to_dict(self) -> dict[str, Any]:
-    d = dataclasses.asdict(self)
+    """A JSON-friendly dict; objects are stored by import path (see :mod:`memjax.imports`)."""
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
     d["keep_ratios"] = list(self.keep_ratios)
+    d["model_kwargs"] = dict(self.model_kwargs)
+    d["optimizer_kwargs"] = dict(self.optimizer_kwargs)
+    for name in ("model", "loss"):
+      d[name] = imports.describe(d[name])
+    d["optimizer"] = None if self.optimizer is None else imports.describe(self.optimizer)
+    d["measures"] = {k: imports.describe(v) for k, v in self.measures.items()}
     return d
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise MemjaxError(f"Unknown config field(s) {unknown}; known: {sorted(known)}.")
+    check_fields(d, "run.json config")
     d = dict(d)
     if "keep_ratios" in d:
       d["keep_ratios"] = tuple(d["keep_ratios"])
     return cls(**d)
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def check_fields(names, where: str) -> None:
+  """Raises MemjaxError for names that are not TrainConfig fields, naming the close matches."""
+  unknown = sorted(set(names) - set(FIELDS))
+  if unknown:
+    hints = []
+    for name in unknown:
+      close = difflib.get_close_matches(name, FIELDS, n=3, cutoff=0.6)
+      hints.append(f"{name!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)"
+                                  if close else ""))
+    raise MemjaxError(f"{where}: unknown setting(s) {', '.join(hints)}. TrainConfig fields: "
+                      f"{', '.join(FIELDS)}.")
+
+
+def _measure_dict(measures) -> dict[str, Any]:
+  """``{name: spec}`` from a dict, or from a list of specs (named after their last part)."""
+  if isinstance(measures, dict):
+    items = dict(measures)
+  elif isinstance(measures, (list, tuple)):
+    items = {}
+    for spec in measures:
+      if isinstance(spec, str):
+        name = spec.rpartition(":")[2].rpartition(".")[2]
+      else:
+        name = getattr(spec, "__name__", None)
+      if not name or name == "<lambda>":
+        raise MemjaxError(f"Cannot name the measure {spec!r}; pass a dict {{name: fn}}.")
+      items[name] = spec
+  else:
+    raise MemjaxError(f"measures must be a dict {{name: fn}} or a list of measure specs; got "
+                      f"{type(measures).__name__}.")
+  from memjax.measures import RESERVED
+  for name in items:
+    if not isinstance(name, str) or not name.isidentifier() or name in RESERVED:
+      raise MemjaxError(f"Measure name {name!r} must be a Python identifier other than "
+                        f"{', '.join(RESERVED)} (the records' own arrays).")
+  return items
 
 
 def query_transforms(config: TrainConfig) -> list[tuple[bool, int, int]]:

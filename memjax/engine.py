@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 import os
 import time
@@ -45,14 +46,14 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from memjax import models as models_lib
-from memjax.attacks import lira_statistic
+from memjax import imports, measures as measures_lib, models as models_lib
+from memjax import records as records_lib
 from memjax.config import TrainConfig, query_transforms
 from memjax.data import Dataset
 from memjax.errors import MemjaxError
 
 MODEL_AXIS = "models"
-State = dict[str, Any]  # {"params", "batch_stats", "opt_state"}, every leaf [m, ...]
+State = dict[str, Any]  # {"params", "model_state", "opt_state"}, every leaf [m, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,57 +61,167 @@ class ModelFns:
   """A model split into pure functions (flax NNX graphdef + state pytrees).
 
   Attributes:
-    init: key -> (params, batch_stats) of one model.
-    apply: (params, batch_stats, x [B, ...], train) -> (logits [B, C], new batch_stats).
+    init: key -> (params, model_state) of one model; ``model_state`` holds every non-parameter
+      variable (BatchNorm statistics, ...) except random streams.
+    apply: (params, model_state, x [B, ...], train, key=None) -> (logits [B, C], new
+      model_state). With ``key``, every random stream of the model (dropout, ...) is reseeded
+      from it first.
     num_params: trainable scalars per model.
+    random_streams: names of the random streams the model keeps (e.g. ``("dropout",)``).
   """
 
   init: Callable
   apply: Callable
   num_params: int
+  random_streams: tuple[str, ...] = ()
 
 
 def model_fns(config: TrainConfig, data: Dataset) -> ModelFns:
-  """Splits the configured NNX model into pure init/apply functions."""
+  """Splits the configured NNX model (see :mod:`memjax.models`) into pure init/apply functions.
+
+  The model is built with ``nnx.Rngs(default=..., params=key, dropout=...)``; its random-stream
+  state is not carried between steps but rebuilt from the key given to ``apply``.
+  """
+  factory = models_lib.resolve(config.model)
 
   def make(key):
-    return models_lib.build(config.model, data.feature_shape, data.num_classes,
-                            nnx.Rngs(params=key), **config.model_kwargs)
+    rngs = nnx.Rngs(jax.random.fold_in(key, 2), params=key, dropout=jax.random.fold_in(key, 1))
+    return models_lib.build(factory, data.feature_shape, data.num_classes, rngs,
+                            **config.model_kwargs)
 
   abstract = nnx.eval_shape(lambda: make(jax.random.key(0)))
-  graphdef, abstract_params, _ = nnx.split(abstract, nnx.Param, ...)
+  if not isinstance(abstract, nnx.Module):
+    raise MemjaxError(f"The model factory {models_lib.model_name(config.model)!r} returned a "
+                      f"{type(abstract).__name__}, not a flax NNX Module. For flax.linen "
+                      "modules use nnx.bridge.ToNNX (see memjax.models).")
+  graphdef, abstract_params, abstract_rngs, _ = nnx.split(abstract, nnx.Param, nnx.RngState, ...)
+  streams = tuple(sorted({node.tag for _, node in nnx.iter_graph(abstract)
+                          if isinstance(node, nnx.RngStream)}))
+  # Concrete values of the random-stream variables (overwritten by reseeding while training).
+  rng_template = (nnx.split(make(jax.random.key(0)), nnx.Param, nnx.RngState, ...)[2]
+                  if jax.tree.leaves(abstract_rngs) else abstract_rngs)
 
   def init(key):
-    _, params, batch_stats = nnx.split(make(key), nnx.Param, ...)
-    return params, batch_stats
+    _, params, _, model_state = nnx.split(make(key), nnx.Param, nnx.RngState, ...)
+    return params, model_state
 
-  def apply(params, batch_stats, x, train: bool):
+  def apply(params, model_state, x, train: bool, key=None):
     # Rebuild the Variable objects inside the current trace (grad/vmap/scan), so BatchNorm may
     # update its statistics here: NNX refuses to mutate Variables made at another trace level.
-    params, batch_stats = jax.tree.map(lambda a: a, (params, batch_stats))
-    model = nnx.merge(graphdef, params, batch_stats)
+    params, rng_state, model_state = jax.tree.map(lambda a: a,
+                                                  (params, rng_template, model_state))
+    model = nnx.merge(graphdef, params, rng_state, model_state)
+    if key is not None and streams:
+      nnx.reseed(model, **{name: jax.random.fold_in(key, i) for i, name in enumerate(streams)})
     logits = model(x, train=train)
-    return logits, nnx.state(model, nnx.Not(nnx.Param))
+    return logits, nnx.split(model, nnx.Param, nnx.RngState, ...)[3]
 
-  return ModelFns(init=init, apply=apply, num_params=models_lib.count_params(abstract_params))
+  return ModelFns(init=init, apply=apply, num_params=models_lib.count_params(abstract_params),
+                  random_streams=streams)
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+def train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_fn: Callable,
+               state: State, x: jax.Array, y: jax.Array, key: jax.Array
+               ) -> tuple[State, jax.Array]:
+  """One optimizer step of one model on one minibatch: the whole training algorithm.
+
+  The engine vmaps this over the models of a chunk and scans it over the steps of an epoch.
+
+  Args:
+    fns: the model as pure functions (:func:`model_fns`).
+    optimizer: any optax gradient transformation (:func:`make_optimizer`).
+    loss_fn: per-example loss ``(logits [B, C], labels [B]) -> [B]``; the step minimises its mean.
+    state: ``{"params", "model_state", "opt_state"}`` of one model.
+    x: [B, *feature_shape] the (augmented) minibatch. y: [B] int labels.
+    key: this model's key for this step; reseeds the model's random streams (dropout).
+
+  Returns:
+    (new state, mean loss of the minibatch before the update).
+  """
+
+  def objective(params):
+    logits, model_state = fns.apply(params, state["model_state"], x, True, key)
+    return loss_fn(logits, y).mean(), model_state
+
+  (loss, model_state), grads = jax.value_and_grad(objective, has_aux=True)(state["params"])
+  updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+  params = optax.apply_updates(state["params"], updates)
+  return {"params": params, "model_state": model_state, "opt_state": opt_state}, loss
+
+
+def default_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
   """SGD with (Nesterov) momentum, L2 weight decay and the configured learning-rate schedule."""
-  total = config.epochs * steps_per_epoch
-  warmup = int(round(config.warmup_fraction * total))
+  warmup = int(round(config.warmup_fraction * total_steps))
   peak = config.learning_rate
   if config.schedule == "constant":
     schedule = optax.constant_schedule(peak)
   elif config.schedule == "cosine":
-    schedule = optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup, 1), max(total, 2))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup, 1), max(total_steps, 2))
   else:  # triangular / one-cycle: linear up to the peak, linear down to 0.
     schedule = optax.join_schedules(
         [optax.linear_schedule(peak / 25 if warmup else peak, peak, max(warmup, 1)),
-         optax.linear_schedule(peak, 0.0, max(total - warmup, 1))], [warmup])
+         optax.linear_schedule(peak, 0.0, max(total_steps - warmup, 1))], [warmup])
   return optax.chain(
       optax.add_decayed_weights(config.weight_decay),
       optax.sgd(schedule, momentum=config.momentum or None, nesterov=config.nesterov))
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+  """The run's optax transformation: ``config.optimizer`` if given, else the default chain.
+
+  ``config.optimizer`` may be an ``optax.GradientTransformation`` (used as it is), a callable
+  ``total_steps -> GradientTransformation``, an optax function name (``"adamw"``: called with
+  ``optimizer_kwargs``, ``learning_rate`` defaulting to ``config.learning_rate``) or an import
+  path ``"package.module:factory"`` (called with ``optimizer_kwargs``, plus ``total_steps`` when
+  it takes that argument; it may return either of the first two).
+  """
+  total_steps = config.epochs * steps_per_epoch
+  spec = config.optimizer
+  if spec is None:
+    if config.optimizer_kwargs:
+      raise MemjaxError("optimizer_kwargs were given without an optimizer; name one, e.g. "
+                        "optimizer='adamw'.")
+    return default_optimizer(config, total_steps)
+  kwargs = dict(config.optimizer_kwargs)
+  if isinstance(spec, str):
+    imports.require_saved(spec, "optimizer", "optimizer")
+    if imports.is_import_path(spec):
+      factory = imports.import_object(spec, "optimizer")
+      if "total_steps" in _parameters(factory):
+        kwargs["total_steps"] = total_steps
+      spec = _call(factory, kwargs, spec)
+    else:
+      factory = getattr(optax, spec, None)
+      if not callable(factory) or spec.startswith("_"):
+        raise MemjaxError(f"optax has no optimizer {spec!r}; use an optax function such as "
+                          "adam, adamw, sgd, lion, or an import path 'package.module:factory'.")
+      if "learning_rate" in _parameters(factory):
+        kwargs.setdefault("learning_rate", config.learning_rate)
+      spec = _call(factory, kwargs, f"optax.{spec}")
+  elif kwargs:
+    raise MemjaxError("optimizer_kwargs apply to an optimizer given by name or import path; "
+                      "build your optax transformation with its arguments instead.")
+  if not isinstance(spec, optax.GradientTransformation) and callable(spec):
+    spec = spec(total_steps)
+  if not isinstance(spec, optax.GradientTransformation):
+    raise MemjaxError(f"The optimizer must be an optax.GradientTransformation or a callable "
+                      f"total_steps -> GradientTransformation; got {type(spec).__name__}.")
+  return spec
+
+
+def _parameters(fn) -> tuple[str, ...]:
+  try:
+    return tuple(inspect.signature(fn).parameters)
+  except (TypeError, ValueError):
+    return ()
+
+
+def _call(factory, kwargs: dict, name: str):
+  try:
+    return factory(**kwargs)
+  except TypeError as e:
+    raise MemjaxError(f"Bad optimizer arguments {kwargs} for {name} ({e}); pass its keyword "
+                      "arguments with --optimizer-kwargs / optimizer_kwargs.") from e
 
 
 def augment(key: jax.Array, x: jax.Array, config: TrainConfig) -> jax.Array:
@@ -183,6 +294,9 @@ class Engine:
     self.steps_per_epoch = steps_per_epoch
     self.fns = model_fns(config, data)
     self.optimizer = make_optimizer(config, steps_per_epoch)
+    self.loss_fn = measures_lib.resolve_loss(config.loss, config.label_smoothing)
+    self.measure_fns = measures_lib.resolve_measures(config.measures)
+    self.output_dtypes = records_lib.eval_dtypes(tuple(config.measures))
     self.queries = tuple(query_transforms(config)[:config.query_augmentations])
     self.base_key = jax.random.key(config.seed)
     self.model_sharding = NamedSharding(self.mesh, P(MODEL_AXIS))
@@ -196,6 +310,8 @@ class Engine:
                             ("test", data.x_test, data.y_test))}
     self.num_examples = {"train": data.num_train, "test": data.num_test}
     self.init_chunk = jax.jit(jax.vmap(self._init_one), out_shardings=self.model_sharding)
+    self.init_optimizer = jax.jit(jax.vmap(self.optimizer.init),
+                                  out_shardings=self.model_sharding)
     self.train_epoch = jax.jit(self._train_epoch, donate_argnums=(0,))
     self.evaluate_block = jax.jit(self._evaluate, static_argnames=("with_queries",))
     self._compiled_epoch = None
@@ -206,27 +322,15 @@ class Engine:
     return jax.random.fold_in(self.base_key, model_id)
 
   def _init_one(self, model_id) -> State:
-    params, batch_stats = self.fns.init(jax.random.fold_in(self._model_key(model_id), 0))
-    return {"params": params, "batch_stats": batch_stats,
+    params, model_state = self.fns.init(jax.random.fold_in(self._model_key(model_id), 0))
+    return {"params": params, "model_state": model_state,
             "opt_state": self.optimizer.init(params)}
 
-  def _sgd_step(self, state: State, x, y, key) -> tuple[State, jax.Array]:
-    x = augment(key, x, self.config)
-
-    def loss_fn(params):
-      logits, batch_stats = self.fns.apply(params, state["batch_stats"], x, True)
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-      return loss, batch_stats
-
-    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
-    return {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}, loss
-
   def _epoch_order(self, model_id, keep_row, epoch):
-    """[S, B] indices of the model's IN examples in a fresh random order (wrapping around)."""
+    """[S, B] indices of the model's IN examples in a fresh random order (wrapping around),
+    and the model's key for this epoch's augmentations and random streams."""
     key = jax.random.fold_in(jax.random.fold_in(self._model_key(model_id), 1), epoch)
-    order_key, augment_key = jax.random.split(key)
+    order_key, step_key = jax.random.split(key)
     # A sort of 31 random bits (top bit set for OUT examples, so IN examples come first) with
     # the indices as payload: 2x cheaper on XLA:CPU than argsort of floats, which dominated
     # the epoch of tiny models (17 -> 8 ms for 256 models x 1,437 examples). The order equals
@@ -237,22 +341,49 @@ class Engine:
     permutation = jax.lax.sort((bits, indices), num_keys=1, is_stable=False)[1]
     num_in = jnp.maximum(keep_row.sum(), 1)
     positions = jnp.arange(self.steps_per_epoch * self.config.batch_size) % num_in
-    return permutation[positions].reshape(self.steps_per_epoch, -1), augment_key
+    return permutation[positions].reshape(self.steps_per_epoch, -1), step_key
 
   # ---- compiled programs ---------------------------------------------------------------------
   def _train_epoch(self, state: State, model_ids, keep, epoch, x_train, y_train):
-    """One epoch for a chunk. model_ids [m] int, keep [m, N] bool -> (state, last loss [m])."""
-    order, augment_keys = jax.vmap(self._epoch_order, in_axes=(0, 0, None))(model_ids, keep,
-                                                                           epoch)
+    """One epoch for a chunk. model_ids [m] int, keep [m, N] bool -> (state, last loss [m]).
+
+    Model m's step s uses the key fold_in(epoch key of m, s): its augmentation draws from it
+    and its random streams (dropout) from fold_in(that key, 1), so every random choice depends
+    on (seed, model index, epoch, step) only.
+    """
+    order, epoch_keys = jax.vmap(self._epoch_order, in_axes=(0, 0, None))(model_ids, keep, epoch)
+    one_step = functools.partial(train_step, self.fns, self.optimizer, self.loss_fn)
+
+    def model_step(state, x, y, key):
+      return one_step(state, augment(key, x, self.config), y, jax.random.fold_in(key, 1))
 
     def step(state, inputs):
       step_index, batch_index = inputs  # batch_index [m, B]
-      keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(augment_keys, step_index)
-      return jax.vmap(self._sgd_step)(state, x_train[batch_index], y_train[batch_index], keys)
+      keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(epoch_keys, step_index)
+      return jax.vmap(model_step)(state, x_train[batch_index], y_train[batch_index], keys)
 
     steps = jnp.arange(self.steps_per_epoch)
     state, losses = jax.lax.scan(step, state, (steps, jnp.swapaxes(order, 0, 1)))
     return state, losses[-1]
+
+  def outputs(self, logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+    """The per-example evaluation arrays of :mod:`memjax.records` for one model and block:
+    logits [E, C], y [E] -> {name: [E]} in the records' dtypes."""
+    log_prob = measures_lib.log_prob(logits, y)
+    fns = {"correct": measures_lib.correct, "prob": lambda *_: jnp.exp(log_prob),
+           "loss": self.loss_fn, **self.measure_fns}
+    if self.loss_fn is measures_lib.cross_entropy:  # the same log-softmax serves both
+      fns["loss"] = lambda *_: -log_prob
+    out = {}
+    for name, dtype in self.output_dtypes.items():
+      value = fns[name](logits, y)
+      if value.shape != y.shape:
+        raise MemjaxError(f"The {'measure ' + repr(name) if name in self.measure_fns else name} "
+                          f"function returned shape {value.shape} for a block of {y.shape[0]} "
+                          "examples; a per-example function maps (logits [B, C], labels [B]) to "
+                          "[B].")
+      out[name] = value.astype(dtype)
+    return out
 
   def _evaluate(self, state: State, xs, ys, with_queries: bool):
     """Per-model outputs on blocks xs [nb, E, ...], ys [nb, E] -> arrays [m, nb*E(, A)]."""
@@ -260,22 +391,18 @@ class Engine:
     def block(inputs):
       x, y = inputs
 
-      def one_model(params, batch_stats):
-        logits, _ = self.fns.apply(params, batch_stats, x, False)
-        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
-        true_log_prob = jnp.take_along_axis(log_probs, y[:, None], axis=-1)[:, 0]
-        out = {"correct": jnp.argmax(logits, -1) == y,
-               "prob": jnp.exp(true_log_prob).astype(jnp.float16),
-               "loss": (-true_log_prob).astype(jnp.float16)}
+      def one_model(params, model_state):
+        logits, _ = self.fns.apply(params, model_state, x, False)
+        out = self.outputs(logits, y)
         if with_queries:
-          stats = [lira_statistic(logits, y)]
+          stats = [measures_lib.lira_statistic(logits, y)]
           for transform in self.queries[1:]:
-            query_logits, _ = self.fns.apply(params, batch_stats, query(x, transform), False)
-            stats.append(lira_statistic(query_logits, y))
+            query_logits, _ = self.fns.apply(params, model_state, query(x, transform), False)
+            stats.append(measures_lib.lira_statistic(query_logits, y))
           out["lira"] = jnp.stack(stats, axis=-1)
         return out
 
-      return jax.vmap(one_model)(state["params"], state["batch_stats"])
+      return jax.vmap(one_model)(state["params"], state["model_state"])
 
     out = jax.lax.map(block, (xs, ys))  # each [nb, m, E, ...]
     return {k: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], -1, *v.shape[3:])
@@ -304,6 +431,66 @@ class Engine:
     out = self.evaluate_block(state, xs, ys, with_queries=with_queries)
     n = self.num_examples[split]
     return {k: to_host(v)[:, :n] for k, v in out.items()}
+
+
+class Chunk:
+  """Models ``model_ids`` of a run on an :class:`Engine`: the one place that pads them to the
+  chunk size, shards their keep masks, and trains and evaluates them epoch by epoch.
+
+  Used by :func:`memjax.train` (with checkpoints and records around it) and by the proxies
+  (with measurements between epochs). The last chunk of a run is padded with copies of its
+  first model; their results are dropped.
+
+  Args:
+    engine: the compiled programs.
+    model_ids: [m] global indices of the models (their randomness depends on these only).
+    keep: [m, N] bool training subsets.
+    state: a training state to continue from (e.g. restored from a checkpoint); default: fresh.
+  """
+
+  def __init__(self, engine: Engine, model_ids, keep: np.ndarray, state: State | None = None):
+    self.engine = engine
+    model_ids = np.asarray(model_ids, np.int32)
+    self.real = len(model_ids)
+    if not 1 <= self.real <= engine.chunk_size:
+      raise MemjaxError(f"A chunk holds 1 to {engine.chunk_size} models; got {self.real}.")
+    pad = engine.chunk_size - self.real
+    self.ids = engine.shard(np.concatenate([model_ids, np.full(pad, model_ids[0], np.int32)]))
+    self.keep = self._shard_keep(keep)
+    self.state = engine.init_chunk(self.ids) if state is None else state
+    self._train = None
+
+  def _shard_keep(self, keep: np.ndarray) -> jax.Array:
+    keep = np.asarray(keep, bool)
+    padded = np.concatenate([keep, np.repeat(keep[:1], self.engine.chunk_size - self.real, 0)])
+    return self.engine.shard(padded)
+
+  def set_keep(self, keep: np.ndarray) -> None:
+    """Trains on other subsets from now on (same models, same state); keep [m, N]."""
+    self.keep = self._shard_keep(keep)
+
+  def reset_optimizer(self) -> None:
+    """A fresh optimizer state (the schedule restarts) for the current parameters."""
+    self.state = dict(self.state, opt_state=self.engine.init_optimizer(self.state["params"]))
+
+  def compile(self) -> None:
+    """Compiles the epoch program now (once per engine; the time is in
+    ``engine.compile_seconds``) instead of in the first :meth:`train_epoch`."""
+    if self._train is None:
+      self._train = self.engine.compiled_train_epoch(self.state, self.ids, self.keep)
+
+  def train_epoch(self, epoch: int) -> np.ndarray:
+    """Trains one epoch (``epoch`` seeds the data order and random streams); returns the last
+    step's loss of each real model, [m]."""
+    self.compile()
+    self.state, loss = self._train(self.state, self.ids, self.keep, np.int32(epoch),
+                                   self.engine.x_train, self.engine.y_train)
+    return to_host(loss)[:self.real]
+
+  def evaluate(self, split: str = "train", with_queries: bool = False) -> dict[str, np.ndarray]:
+    """The records' outputs of the real models on a split: {name: [m, N_split(, A)]}."""
+    return {k: v[:self.real] for k, v in self.engine.evaluate(self.state, split,
+                                                              with_queries).items()}
 
 
 def to_host(array: jax.Array) -> np.ndarray:
@@ -343,7 +530,7 @@ def activation_bytes(fns: ModelFns, data: Dataset, batch: int, train: bool) -> i
 
   def loss(p, bs, x, y):
     logits, _ = fns.apply(p, bs, x, train)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return measures_lib.cross_entropy(logits, y).mean()
 
   f = jax.grad(loss) if train else loss
   jaxpr = jax.make_jaxpr(f)(params, batch_stats, x, y)
@@ -372,10 +559,19 @@ def _sub_jaxprs(params: dict):
         yield item.jaxpr
 
 
-def bytes_per_model(fns: ModelFns, data: Dataset, config: TrainConfig) -> int:
-  """Estimated device bytes one model needs while training: params, gradients, momentum,
-  the update's temporaries (5 copies of the parameters) and the step's activations."""
-  return 4 * 5 * fns.num_params + activation_bytes(fns, data, config.batch_size, train=True)
+def bytes_per_model(fns: ModelFns, data: Dataset, config: TrainConfig,
+                    optimizer: optax.GradientTransformation | None = None) -> int:
+  """Estimated device bytes one model needs while training: params, gradients and the update's
+  temporaries (4 copies of the parameters), the optimizer state (1 copy for SGD with momentum,
+  2 for Adam) and the step's activations."""
+  if optimizer is None:
+    optimizer = make_optimizer(config, 1)
+  params, _ = jax.eval_shape(fns.init, jax.random.key(0))
+  opt_state = jax.eval_shape(optimizer.init, params)
+  opt_bytes = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize
+                  for x in jax.tree.leaves(opt_state))
+  return (4 * 4 * fns.num_params + opt_bytes
+          + activation_bytes(fns, data, config.batch_size, train=True))
 
 
 def default_memory_budget() -> int:

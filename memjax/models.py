@@ -1,9 +1,28 @@
-"""The model zoo: flax NNX modules chosen by name, built for training many copies at once.
+"""The model zoo, and the protocol your own models follow.
 
-Every model maps [B, *feature_shape] float32 inputs to [B, C] logits and takes ``train`` (bool)
-so BatchNorm uses batch statistics while training and its running averages at evaluation.
+**The protocol.** A model is a flax NNX Module built by
 
-Names (``build(name, ...)``, ``memjax run --model NAME --model-kwargs JSON``):
+    X(input_shape: tuple[int, ...], num_classes: int, *, rngs: nnx.Rngs, **model_kwargs)
+
+and called as ``model(x [B, *input_shape] float32, train: bool) -> logits [B, num_classes]``.
+``train`` is True during the optimizer steps and False at evaluation (BatchNorm: batch statistics
+vs running averages; Dropout: ``deterministic=not train``). ``X`` is a Module class or any
+factory function with that signature. ``rngs`` has the streams ``params`` (initialisation),
+``dropout`` and ``default``; memjax reseeds every random stream a model keeps (``nnx.Dropout``'s,
+or any ``rngs.<name>`` stream) before each training step with a key derived from (seed, model
+index, epoch, step), so results do not depend on chunking, devices or interruptions. Pass ``X``
+as ``memjax.train(..., model=X, model_kwargs={...})`` or, from the command line and in
+run.json, as an import path ``"package.module:X"`` (``memjax run --model mypkg.nets:WideNet``).
+
+**flax.linen modules** go through flax's own NNX bridge, one line::
+
+    model = lambda shape, classes, *, rngs: nnx.bridge.ToNNX(
+        MyLinenNet(classes), rngs=rngs).lazy_init(jnp.zeros((1, *shape)), train=False)
+
+(``MyLinenNet.__call__(self, x, train)``; its ``nn.Dropout`` draws from the ``dropout``
+stream.)
+
+**Built-in names** (``build(name, ...)``, ``memjax run --model NAME --model-kwargs JSON``):
 
 * ``logreg``: multinomial logistic regression.
 * ``mlp``: ReLU MLP, ``widths=(256, 256)``.
@@ -16,10 +35,10 @@ Names (``build(name, ...)``, ``memjax run --model NAME --model-kwargs JSON``):
   global average pooling; ``depth=3, width=16`` is ResNet-20.
 
 Convolutions and pools are written for the engine's loops. On XLA:CPU, the gradient of
-``lax.conv`` inside ``lax.scan`` falls off the fast path (~700x slower, see
-``shared/notes/xla-cpu-conv-in-scan.md``), so on CPU a 3x3 conv is a shifted-slice im2col
-followed by one matmul, and max-pool is a reshape + max; on GPU/TPU ``lax.conv_general_dilated``
-is used. Both compute the same function.
+``lax.conv`` inside ``lax.scan`` falls off the fast path (measured ~700x slower than the same
+convolution outside the scan), so on CPU a 3x3 conv is a shifted-slice im2col followed by one
+matmul, and max-pool is a reshape + max; on GPU/TPU ``lax.conv_general_dilated`` is used. Both
+compute the same function.
 """
 
 from __future__ import annotations
@@ -31,6 +50,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from memjax import imports
 from memjax.errors import MemjaxError
 
 
@@ -224,21 +244,52 @@ REGISTRY: dict[str, Callable[..., nnx.Module]] = {
 }
 
 
-def build(name: str, input_shape: Sequence[int], num_classes: int, rngs: nnx.Rngs,
+def build(model, input_shape: Sequence[int], num_classes: int, rngs: nnx.Rngs,
           **kwargs) -> nnx.Module:
-  """Builds the model ``name`` from :data:`REGISTRY` for inputs [B, *input_shape].
+  """Builds ``model`` (a name in :data:`REGISTRY`, an import path or a factory, see
+  :func:`resolve`) for inputs [B, *input_shape].
 
   >>> model = build("mlp", (8, 8, 1), 10, nnx.Rngs(0), widths=(32,))
   >>> model(jnp.zeros((2, 8, 8, 1))).shape
   (2, 10)
   """
-  if name not in REGISTRY:
-    raise MemjaxError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
+  factory = resolve(model)
   try:
-    return REGISTRY[name](tuple(input_shape), num_classes, rngs=rngs, **kwargs)
+    return factory(tuple(input_shape), num_classes, rngs=rngs, **kwargs)
   except TypeError as e:
-    raise MemjaxError(f"Bad model arguments {kwargs} for {name!r} ({e}). See "
-                      f"memjax.models.{REGISTRY[name].__name__} for its knobs.") from e
+    where = (f"memjax.models.{factory.__name__}" if isinstance(model, str) and model in REGISTRY
+             else "its signature; the protocol is X(input_shape, num_classes, *, rngs, **kwargs)")
+    raise MemjaxError(f"Bad model arguments {kwargs} for {model_name(model)!r} ({e}). See "
+                      f"{where}.") from e
+
+
+def resolve(model) -> Callable[..., nnx.Module]:
+  """The model factory for ``TrainConfig.model``: a built-in name, an import path
+  ``"package.module:Name"``, or a Module class / factory (returned as it is).
+
+  >>> resolve("mlp") is MLP
+  True
+  """
+  if isinstance(model, str):
+    imports.require_saved(model, "model", "model")
+    if model in REGISTRY:
+      return REGISTRY[model]
+    if not imports.is_import_path(model):
+      raise MemjaxError(f"Unknown model {model!r}; choose one of {', '.join(REGISTRY)}, or give "
+                        "your own flax NNX Module as an import path 'package.module:Name'.")
+    model = imports.import_object(model, "model")
+  if not callable(model):
+    raise MemjaxError(f"model must be a built-in name, an import path, or a flax NNX Module "
+                      f"class or factory X(input_shape, num_classes, *, rngs, **kwargs); got "
+                      f"{type(model).__name__}.")
+  return model
+
+
+def model_name(model) -> str:
+  """A short display name: the built-in name, or the class / function name."""
+  if isinstance(model, str):
+    return model.rpartition(":")[2] if imports.is_import_path(model) else model
+  return getattr(model, "__name__", type(model).__name__)
 
 
 def count_params(params) -> int:

@@ -79,12 +79,12 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from scipy import special as scipy_special
 from scipy import stats as scipy_stats
 
 from memjax import engine as engine_lib
 from memjax import estimators
+from memjax import measures as measures_lib
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load
 from memjax.errors import MemjaxError
@@ -391,29 +391,31 @@ def spearman(proxy, memorization, level: float = 0.95) -> dict[str, float]:
 
 
 # ---- jax functions (used inside compiled programs) ----------------------------------------------
-def example_losses(apply: Callable, params, batch_stats, x: jax.Array, y: jax.Array) -> jax.Array:
-  """Per-example cross-entropy in inference mode.
+def example_losses(apply: Callable, params, model_state, x: jax.Array, y: jax.Array,
+                   loss_fn: Callable = measures_lib.cross_entropy) -> jax.Array:
+  """Per-example training loss (the run's ``loss``, cross-entropy by default) in inference mode.
 
   Args:
-    apply: ``(params, batch_stats, x, train) -> (logits [B, C], batch_stats)``
+    apply: ``(params, model_state, x, train) -> (logits [B, C], model_state)``
       (``engine.fns.apply``).
-    params, batch_stats: one model's pytrees (no model axis).
+    params, model_state: one model's pytrees (no model axis).
     x: [B, *feature_shape] inputs. y: [B] int labels.
+    loss_fn: per-example loss ``(logits [B, C], labels [B]) -> [B]`` (``engine.loss_fn``).
 
   Returns:
     [B] float32 losses; in inference mode examples do not interact (BatchNorm uses its running
     averages), so ``grad_x sum(losses)`` holds every example's own input gradient.
   """
-  logits, _ = apply(params, batch_stats, x, False)
-  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y)
+  logits, _ = apply(params, model_state, x, False)
+  return loss_fn(logits, y)
 
 
-def weight_gradient_norms(apply: Callable, params, batch_stats, x: jax.Array,
-                          y: jax.Array) -> jax.Array:
+def weight_gradient_norms(apply: Callable, params, model_state, x: jax.Array, y: jax.Array,
+                          loss_fn: Callable = measures_lib.cross_entropy) -> jax.Array:
   """Per-example ``||grad_w l(w; x_i, y_i)||_2`` via ``jax.vmap(jax.grad)`` over examples.
 
   Args:
-    apply, params, batch_stats: as in :func:`example_losses`.
+    apply, params, model_state, loss_fn: as in :func:`example_losses`.
     x: [B, *feature_shape]. y: [B].
 
   Returns:
@@ -421,8 +423,8 @@ def weight_gradient_norms(apply: Callable, params, batch_stats, x: jax.Array,
   """
 
   def one(xi, yi):
-    grads = jax.grad(lambda p: example_losses(apply, p, batch_stats, xi[None], yi[None])[0])(
-        params)
+    grads = jax.grad(lambda p: example_losses(apply, p, model_state, xi[None], yi[None],
+                                              loss_fn)[0])(params)
     return jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
                         for g in jax.tree.leaves(grads)))
 
@@ -527,45 +529,14 @@ def _blocks(x: np.ndarray, y: np.ndarray, block: int) -> tuple[np.ndarray, np.nd
   return x.reshape(nb, block, *x.shape[1:]), y.reshape(nb, block)
 
 
-class _Chunk:
-  """One chunk of models on an :class:`Engine`: model ids, keep mask, state, train/measure."""
-
-  def __init__(self, dataset: Dataset, config: TrainConfig, keep: np.ndarray, mesh=None,
-               first_model: int = 0, steps: int | None = None):
-    self.mesh = engine_lib.make_mesh() if mesh is None else mesh
-    self.real = keep.shape[0]
-    size = math.ceil(self.real / self.mesh.size) * self.mesh.size
-    pad = size - self.real
-    ids = np.concatenate([np.arange(self.real), np.zeros(pad, int)]) + first_model
-    self.dataset = dataset
-    steps = engine_lib.steps_per_epoch(keep, config.batch_size) if steps is None else steps
-    self.engine = engine_lib.Engine(dataset, config, steps, size, self.mesh)
-    self.ids = self.engine.shard(ids.astype(np.int32))
-    self.keep = keep
-    self.state = self.engine.init_chunk(self.ids)
-    self._train = None
-
-  def set_keep(self, keep: np.ndarray) -> jax.Array:
-    padded = np.concatenate([keep, np.repeat(keep[:1], self.ids.shape[0] - self.real, 0)])
-    return self.engine.shard(padded)
-
-  def reset_optimizer(self) -> None:
-    """Fresh optimizer state (schedule from step 0) for the current parameters."""
-    init = jax.jit(jax.vmap(self.engine.optimizer.init),
-                   out_shardings=self.engine.model_sharding)
-    self.state = dict(self.state, opt_state=init(self.state["params"]))
-
-  def train_epoch(self, keep_sharded: jax.Array, epoch: int) -> None:
-    if self._train is None:
-      self._train = self.engine.compiled_train_epoch(self.state, self.ids, keep_sharded)
-    self.state, loss = self._train(self.state, self.ids, keep_sharded, np.int32(epoch),
-                                   self.engine.x_train, self.engine.y_train)
-    jax.block_until_ready(loss)
-
-  def evaluate(self) -> dict[str, np.ndarray]:
-    """correct / prob / loss on every training example: [m, N] each."""
-    out = self.engine.evaluate(self.state, "train", with_queries=False)
-    return {k: v[:self.real] for k, v in out.items()}
+def _chunk(dataset: Dataset, config: TrainConfig, keep: np.ndarray, mesh=None,
+           first_model: int = 0, steps: int | None = None) -> engine_lib.Chunk:
+  """Models first_model.. of ``keep`` [m, N] on one engine chunk (the runner's training path)."""
+  mesh = engine_lib.make_mesh() if mesh is None else mesh
+  size = math.ceil(keep.shape[0] / mesh.size) * mesh.size
+  steps = engine_lib.steps_per_epoch(keep, config.batch_size) if steps is None else steps
+  engine = engine_lib.Engine(dataset, config, steps, size, mesh)
+  return engine_lib.Chunk(engine, first_model + np.arange(keep.shape[0]), keep)
 
 
 def _model_map(fn: Callable, state, xs: jax.Array, ys: jax.Array, key: jax.Array) -> jax.Array:
@@ -574,21 +545,24 @@ def _model_map(fn: Callable, state, xs: jax.Array, ys: jax.Array, key: jax.Array
   def block(inputs):
     x, y, index = inputs
     k = jax.random.fold_in(key, index)
-    return jax.vmap(lambda p, bs: fn(p, bs, x, y, k))(state["params"], state["batch_stats"])
+    return jax.vmap(lambda p, ms: fn(p, ms, x, y, k))(state["params"], state["model_state"])
 
   out = jax.lax.map(block, (xs, ys, jnp.arange(xs.shape[0])))  # [nb, m, E]
   return jnp.moveaxis(out, 0, 1).reshape(out.shape[1], -1)
 
 
-def _measure_programs(apply: Callable, h: float, num_vectors: int) -> dict[str, Callable]:
-  def loss_fn(p, bs, y):
-    return lambda z: example_losses(apply, p, bs, z, y)
+def _measure_programs(engine: engine_lib.Engine, h: float,
+                      num_vectors: int) -> dict[str, Callable]:
+  apply, loss = engine.fns.apply, engine.loss_fn
+
+  def losses_of(p, ms, y):
+    return lambda z: example_losses(apply, p, ms, z, y, loss)
 
   per_block = {
-      "grad_norm": lambda p, bs, x, y, k: weight_gradient_norms(apply, p, bs, x, y),
-      "input_grad_sq": lambda p, bs, x, y, k: jnp.sum(
-          jnp.square(input_gradients(loss_fn(p, bs, y), x)).reshape(x.shape[0], -1), -1),
-      "curvature": lambda p, bs, x, y, k: input_curvature(loss_fn(p, bs, y), x, k, h,
+      "grad_norm": lambda p, ms, x, y, k: weight_gradient_norms(apply, p, ms, x, y, loss),
+      "input_grad_sq": lambda p, ms, x, y, k: jnp.sum(
+          jnp.square(input_gradients(losses_of(p, ms, y), x)).reshape(x.shape[0], -1), -1),
+      "curvature": lambda p, ms, x, y, k: input_curvature(losses_of(p, ms, y), x, k, h,
                                                           num_vectors),
   }
   return {name: jax.jit(functools.partial(_model_map, fn)) for name, fn in per_block.items()}
@@ -649,13 +623,13 @@ def track(data: Any = "digits", config: TrainConfig | None = None, *, models: in
   keep = _keep_mask(keep, (np.shape(keep)[0], dataset.num_train))
   m, n = keep.shape
   t0 = time.perf_counter()
-  chunk = _Chunk(dataset, config, keep, mesh)
+  chunk = _chunk(dataset, config, keep, mesh)
   seconds = {"train": 0.0, "stats": 0.0, **{name: 0.0 for name in measures}}
   seconds["train"] += time.perf_counter() - t0
-  programs = _measure_programs(chunk.engine.fns.apply, h, num_vectors)
+  programs = _measure_programs(chunk.engine, h, num_vectors)
   block = block or _measure_block(chunk.engine, dataset, chunk.ids.shape[0], num_vectors,
                                  measures)
-  replicated = jax.sharding.NamedSharding(chunk.mesh, jax.sharding.PartitionSpec())
+  replicated = jax.sharding.NamedSharding(chunk.engine.mesh, jax.sharding.PartitionSpec())
   xs, ys = (jax.device_put(a, replicated) for a in _blocks(dataset.x_train, dataset.y_train,
                                                            block))
   key = jax.random.key(config.seed + 7919)
@@ -663,10 +637,9 @@ def track(data: Any = "digits", config: TrainConfig | None = None, *, models: in
   arrays = {"correct": np.zeros((epochs, m, n), bool)}
   for name in ("prob", "loss", *measures):
     arrays[name] = np.zeros((epochs, m, n), np.float32)
-  keep_sharded = chunk.set_keep(keep)
   for epoch in range(epochs):
     t0 = time.perf_counter()
-    chunk.train_epoch(keep_sharded, epoch)
+    chunk.train_epoch(epoch)
     seconds["train"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     out = chunk.evaluate()
@@ -756,24 +729,24 @@ def second_split_forgetting(data: Any = "digits", config: TrainConfig | None = N
   n = dataset.num_train
   steps = engine_lib.steps_per_epoch(np.concatenate([keep_a, keep_b]), config.batch_size)
   t0 = time.perf_counter()
-  chunk = _Chunk(dataset, config.replace(epochs=epochs_a), keep_a, mesh, steps=steps)
+  chunk = _chunk(dataset, config.replace(epochs=epochs_a), keep_a, mesh, steps=steps)
   correct_a = np.zeros((epochs_a, models, n), bool)
-  sharded_a = chunk.set_keep(keep_a)
   for epoch in range(epochs_a):
-    chunk.train_epoch(sharded_a, epoch)
+    chunk.train_epoch(epoch)
     correct_a[epoch] = chunk.evaluate()["correct"]
   seconds = {"phase_a": time.perf_counter() - t0}
   t0 = time.perf_counter()
   if epochs_b != epochs_a:  # another schedule length: another optimizer and epoch program
-    phase_b = _Chunk(dataset, config.replace(epochs=epochs_b), keep_b, chunk.mesh, steps=steps)
+    phase_b = _chunk(dataset, config.replace(epochs=epochs_b), keep_b, chunk.engine.mesh,
+                     steps=steps)
     phase_b.state = dict(chunk.state)
     chunk = phase_b
   chunk.reset_optimizer()
   correct_b = np.zeros((epochs_b + 1, models, n), bool)
   correct_b[0] = correct_a[-1]
-  sharded_b = chunk.set_keep(keep_b)
+  chunk.set_keep(keep_b)
   for epoch in range(epochs_b):
-    chunk.train_epoch(sharded_b, epochs_a + epoch)
+    chunk.train_epoch(epochs_a + epoch)
     correct_b[epoch + 1] = chunk.evaluate()["correct"]
   seconds["phase_b"] = time.perf_counter() - t0
   fslt = first_split_learning_time(correct_a)
@@ -789,7 +762,7 @@ def _logits_program(apply: Callable) -> Callable:
   def run(state, xs):
     def block(x):
       return jax.vmap(lambda p, bs: apply(p, bs, x, False)[0].astype(jnp.float32))(
-          state["params"], state["batch_stats"])
+          state["params"], state["model_state"])
     out = jax.lax.map(block, xs)  # [nb, m, E, C]
     return jnp.moveaxis(out, 0, 1).reshape(out.shape[1], -1, out.shape[-1])
   return jax.jit(run)
@@ -837,12 +810,11 @@ def holdout_retraining(data: Any = "digits", config: TrainConfig | None = None, 
   n = dataset.num_train
   t0 = time.perf_counter()
   keep = np.ones((models, n), bool)
-  chunk = _Chunk(dataset, config, keep, mesh)
-  sharded = chunk.set_keep(keep)
+  chunk = _chunk(dataset, config, keep, mesh)
   for epoch in range(config.epochs):
-    chunk.train_epoch(sharded, epoch)
+    chunk.train_epoch(epoch)
   logits = _logits_program(chunk.engine.fns.apply)
-  replicated = jax.sharding.NamedSharding(chunk.mesh, jax.sharding.PartitionSpec())
+  replicated = jax.sharding.NamedSharding(chunk.engine.mesh, jax.sharding.PartitionSpec())
   xs = jax.device_put(_blocks(dataset.x_train, dataset.y_train, chunk.engine.eval_block)[0],
                       replicated)
   before = np.asarray(logits(chunk.state, xs))[:models, :n]
@@ -851,13 +823,12 @@ def holdout_retraining(data: Any = "digits", config: TrainConfig | None = None, 
   holdout = dataclasses.replace(dataset, x_train=dataset.x_test, y_train=dataset.y_test,
                                 raw_train=None)
   finetune_keep = np.ones((models, holdout.num_train), bool)
-  tuner = _Chunk(holdout, config.replace(epochs=finetune_epochs), finetune_keep, chunk.mesh,
-                 first_model=models)
+  tuner = _chunk(holdout, config.replace(epochs=finetune_epochs), finetune_keep,
+                 chunk.engine.mesh, first_model=models)
   tuner.state = dict(chunk.state)
   tuner.reset_optimizer()
-  sharded = tuner.set_keep(finetune_keep)
   for epoch in range(finetune_epochs):
-    tuner.train_epoch(sharded, epoch)
+    tuner.train_epoch(epoch)
   seconds["finetune"] = time.perf_counter() - t0
   t0 = time.perf_counter()
   after = np.asarray(logits(tuner.state, xs))[:models, :n]

@@ -14,18 +14,19 @@ and meaning. Axes: ``eval`` (T evaluations, the last after the final epoch), ``m
 | test_labels   | [N_test]       | int32   | labels of the test examples                          |
 | train_correct | [T, M, N]      | bool    | argmax prediction == label                           |
 | train_prob    | [T, M, N]      | float16 | softmax probability of the true class                |
-| train_loss    | [T, M, N]      | float16 | cross-entropy loss                                   |
+| train_loss    | [T, M, N]      | float16 | the training loss per example (cross-entropy)        |
+| train_NAME    | [T, M, N]      | float32 | each user measure ``measures={"NAME": fn}``          |
 | train_lira    | [M, N, A]      | float32 | LiRA statistic log p_y - log sum_{j!=y} p_j, final   |
 | test_*        | as train_*     |         | the same on the test split                           |
 
 All are computed in inference mode (BatchNorm running averages), after the epoch's updates.
 The LiRA statistic is a logit of p_y, so ``p_y = sigmoid(lira)`` with float32 precision where the
-float16 ``prob`` saturates. Bytes per model-example: 5 per evaluation + 4 per query.
+float16 ``prob`` saturates. Bytes per model-example: 5 per evaluation (+ 4 per user measure) + 4
+per query. ``spec.json`` lists the user measures; :func:`schema` gives the whole layout.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -35,44 +36,83 @@ from memjax.errors import MemjaxError
 
 FORMAT = "memjax.records/1"
 
-# name -> (axes, dtype, description)
-SCHEMA: dict[str, tuple[tuple[str, ...], str, str]] = {
+# name -> (axes, dtype, description): the arrays every run has besides the evaluation outputs.
+FIXED: dict[str, tuple[tuple[str, ...], str, str]] = {
     "keep": (("model", "example"), "bool", "model m trained on example i"),
     "groups": (("model",), "int32", "subset-ratio group of each model"),
     "eval_epochs": (("eval",), "int32", "epoch after which each evaluation ran"),
     "train_labels": (("example",), "int32", "training labels"),
     "test_labels": (("test_example",), "int32", "test labels"),
-    "train_correct": (("eval", "model", "example"), "bool", "prediction == label"),
-    "train_prob": (("eval", "model", "example"), "float16", "true-class probability"),
-    "train_loss": (("eval", "model", "example"), "float16", "cross-entropy loss"),
-    "train_lira": (("model", "example", "query"), "float32",
-                   "LiRA statistic log p_y - log(sum_{j!=y} p_j) per query augmentation"),
-    "test_correct": (("eval", "model", "test_example"), "bool", "prediction == label"),
-    "test_prob": (("eval", "model", "test_example"), "float16", "true-class probability"),
-    "test_loss": (("eval", "model", "test_example"), "float16", "cross-entropy loss"),
-    "test_lira": (("model", "test_example", "query"), "float32",
-                  "LiRA statistic per query augmentation"),
 }
-PER_MODEL_OUTPUTS = ("correct", "prob", "loss")  # evaluated every eval epoch, train and test
+# Evaluated after every evaluation epoch on both splits: name -> (dtype, description).
+EVAL_OUTPUTS: dict[str, tuple[str, str]] = {
+    "correct": ("bool", "prediction == label"),
+    "prob": ("float16", "true-class probability"),
+    "loss": ("float16", "the training loss of the example (cross-entropy by default)"),
+}
+MEASURE_DTYPE = "float32"  # user measures, e.g. measures={"margin": fn}
+# After the final epoch only, on A query augmentations.
+LIRA = ("float32", "LiRA statistic log p_y - log(sum_{j!=y} p_j) per query augmentation")
+PER_MODEL_OUTPUTS = tuple(EVAL_OUTPUTS)  # kept for code that iterates the built-in outputs
 
 
-@dataclasses.dataclass
+def eval_dtypes(measures: tuple[str, ...] = ()) -> dict[str, str]:
+  """{output name: dtype} of one evaluation: the built-in outputs, then the user measures."""
+  return {**{k: dtype for k, (dtype, _) in EVAL_OUTPUTS.items()},
+          **{m: MEASURE_DTYPE for m in measures}}
+
+
+def schema(measures: tuple[str, ...] = ()) -> dict[str, tuple[tuple[str, ...], str, str]]:
+  """Every array of a run's records: name -> (axes, dtype, description).
+
+  The single source of the records' layout: allocation, saving, loading, growing a run and the
+  engine's evaluation outputs all derive from it, so a measure is added in one place.
+  """
+  arrays = dict(FIXED)
+  for split, example in (("train", "example"), ("test", "test_example")):
+    for name, dtype in eval_dtypes(measures).items():
+      description = (EVAL_OUTPUTS[name][1] if name in EVAL_OUTPUTS
+                     else f"user measure {name!r}")
+      arrays[f"{split}_{name}"] = (("eval", "model", example), dtype, description)
+    arrays[f"{split}_lira"] = (("model", example, "query"), *LIRA)
+  return arrays
+
+
+SCHEMA = schema()  # the layout of a run without user measures
+
+
 class Records:
-  """Arrays of a run (see the module docstring); numpy arrays or read-only memory maps."""
+  """Arrays of a run (see the module docstring); numpy arrays or memory maps.
 
-  keep: np.ndarray
-  groups: np.ndarray
-  eval_epochs: np.ndarray
-  train_labels: np.ndarray
-  test_labels: np.ndarray
-  train_correct: np.ndarray
-  train_prob: np.ndarray
-  train_loss: np.ndarray
-  train_lira: np.ndarray
-  test_correct: np.ndarray
-  test_prob: np.ndarray
-  test_loss: np.ndarray
-  test_lira: np.ndarray
+  Every array of :func:`schema` is an attribute: ``records.train_correct``, ``records.keep``,
+  and for a measure ``"margin"`` ``records.train_margin`` / ``records.test_margin``.
+
+  Args:
+    arrays: name -> array, exactly the names of ``schema(measures)``.
+    measures: names of the user measures, in order.
+  """
+
+  def __init__(self, arrays: dict[str, np.ndarray], measures: tuple[str, ...] = ()):
+    expected = schema(tuple(measures))
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+      raise MemjaxError(f"Records lack the array(s) {missing}.")
+    self.__dict__["arrays"] = {name: arrays[name] for name in expected}
+    self.__dict__["measures"] = tuple(measures)
+
+  def __getattr__(self, name: str) -> np.ndarray:
+    try:
+      return self.__dict__["arrays"][name]
+    except KeyError:
+      raise AttributeError(f"Records have no array {name!r}; they have "
+                           f"{', '.join(self.__dict__['arrays'])}.") from None
+
+  def __setattr__(self, name, value):
+    raise AttributeError("Records arrays are fixed; write into them (records.NAME[...] = ...).")
+
+  def __repr__(self) -> str:
+    return (f"Records({self.num_models} models x {self.num_examples} examples, "
+            f"{len(self.eval_epochs)} evaluations, measures={list(self.measures)})")
 
   # Final-epoch views: what the estimators take.
   @property
@@ -93,6 +133,18 @@ class Records:
   def num_examples(self) -> int:
     return int(self.keep.shape[1])
 
+  @property
+  def num_queries(self) -> int:
+    return int(self.train_lira.shape[-1])
+
+  def measure(self, name: str, split: str = "train") -> np.ndarray:
+    """[T, M, N(_test)] values of a recorded output (``"loss"``) or user measure."""
+    key = f"{split}_{name}"
+    if key not in self.arrays or name == "lira":
+      raise MemjaxError(f"No measure {name!r} on the {split} split; this run recorded "
+                        f"{', '.join(eval_dtypes(self.measures))}.")
+    return self.arrays[key]
+
   def train_accuracy(self) -> np.ndarray:
     """[T, M] accuracy of each model on its own training subset (IN examples)."""
     keep = np.asarray(self.keep)
@@ -109,7 +161,8 @@ class Records:
 
   @classmethod
   def allocate(cls, *, keep: np.ndarray, groups: np.ndarray, eval_epochs, train_labels,
-               test_labels, num_queries: int, directory: str | None = None) -> "Records":
+               test_labels, num_queries: int, measures: tuple[str, ...] = (),
+               directory: str | None = None) -> "Records":
     """Zero-filled records for a run; with ``directory``, writable memory maps there."""
     m, n = keep.shape
     sizes = {"eval": len(eval_epochs), "model": m, "example": n,
@@ -118,9 +171,9 @@ class Records:
              "train_labels": train_labels, "test_labels": test_labels}
     if directory is not None:
       os.makedirs(directory, exist_ok=True)
-      _write_spec(directory, sizes)
+      _write_spec(directory, sizes, tuple(measures))
     arrays = {}
-    for name, (axes, dtype, _) in SCHEMA.items():
+    for name, (axes, dtype, _) in schema(tuple(measures)).items():
       shape = tuple(sizes[a] for a in axes)
       if directory is None:
         arrays[name] = np.zeros(shape, dtype)
@@ -129,25 +182,25 @@ class Records:
                                                  mode="w+", dtype=dtype, shape=shape)
       if name in given:
         arrays[name][...] = np.asarray(given[name]).astype(dtype)
-    return cls(**arrays)
+    return cls(arrays, measures)
 
   def save(self, directory: str) -> None:
     """Writes every array as ``NAME.npy`` plus ``spec.json`` into ``directory``."""
     os.makedirs(directory, exist_ok=True)
-    for name in SCHEMA:
-      np.save(os.path.join(directory, name + ".npy"), np.asarray(getattr(self, name)))
-    _write_spec(directory, self._sizes())
+    for name, array in self.arrays.items():
+      np.save(os.path.join(directory, name + ".npy"), np.asarray(array))
+    _write_spec(directory, self._sizes(), self.measures)
 
   def flush(self) -> None:
     """Flushes memory-mapped arrays to disk (no-op for in-memory records)."""
-    for name in SCHEMA:
-      array = getattr(self, name)
+    for array in self.arrays.values():
       if isinstance(array, np.memmap):
         array.flush()
 
   @classmethod
-  def load(cls, directory: str, mmap: bool = True) -> "Records":
-    """Opens records saved by :meth:`save` (memory-mapped read-only by default)."""
+  def load(cls, directory: str, mmap: bool = True, writable: bool = False) -> "Records":
+    """Opens records saved by :meth:`save` (memory-mapped read-only by default; ``writable``
+    maps them read-write, as a run being resumed does)."""
     spec_path = os.path.join(directory, "spec.json")
     if not os.path.exists(spec_path):
       raise MemjaxError(f"{directory!r} holds no memjax records (no spec.json). Pass the "
@@ -157,29 +210,32 @@ class Records:
     if spec.get("format") != FORMAT:
       raise MemjaxError(f"{spec_path} has format {spec.get('format')!r}; this memjax reads "
                         f"{FORMAT!r}.")
+    measures = tuple(spec.get("measures", ()))
+    mode = "r+" if writable else ("r" if mmap else None)
     arrays = {}
-    for name in SCHEMA:
+    for name in schema(measures):
       path = os.path.join(directory, name + ".npy")
       if not os.path.exists(path):
         raise MemjaxError(f"Records in {directory!r} lack {name}.npy; the run did not finish "
                           "writing. Resume it with `memjax run --resume RUN_DIR`.")
-      arrays[name] = np.load(path, mmap_mode="r" if mmap else None)
-    return cls(**arrays)
+      arrays[name] = np.load(path, mmap_mode=mode)
+    return cls(arrays, measures)
 
   def _sizes(self) -> dict[str, int]:
     return {"eval": len(self.eval_epochs), "model": self.num_models,
             "example": self.num_examples, "test_example": len(self.test_labels),
-            "query": int(self.train_lira.shape[-1])}
+            "query": self.num_queries}
 
 
-def _write_spec(directory: str, sizes: dict[str, int]) -> None:
+def _write_spec(directory: str, sizes: dict[str, int], measures: tuple[str, ...]) -> None:
   spec = {
       "format": FORMAT,
       "sizes": sizes,
+      "measures": list(measures),
       "arrays": {
           name: {"file": name + ".npy", "axes": list(axes),
                  "shape": [sizes[a] for a in axes], "dtype": dtype, "description": description}
-          for name, (axes, dtype, description) in SCHEMA.items()
+          for name, (axes, dtype, description) in schema(measures).items()
       },
   }
   tmp = os.path.join(directory, "spec.json.tmp")

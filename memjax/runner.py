@@ -30,7 +30,10 @@ import numpy as np
 
 from memjax import design as design_lib
 from memjax import engine as engine_lib
-from memjax.config import TrainConfig
+from memjax import imports
+from memjax import models as models_lib
+from memjax import records as records_lib
+from memjax.config import TrainConfig, check_fields
 from memjax.data import Dataset, load
 from memjax.errors import MemjaxError
 from memjax.records import Records
@@ -97,7 +100,7 @@ class Run:
       raise MemjaxError(f"The run in {directory!r} was trained on in-memory arrays, not a "
                         "dataset spec; pass them: Run.load(directory, data=memjax.from_arrays("
                         "...)).")
-    data = load(info["data_spec"]) if data is None else data
+    data = load_recorded_data(info) if data is None else data
     records = Records.load(os.path.join(directory, "records"))
     design = design_lib.Design(
         keep=np.asarray(records.keep), groups=np.asarray(records.groups),
@@ -107,26 +110,40 @@ class Run:
                directory=directory)
 
 
-def train(data: Any = "digits", model: str | None = None, models: int | None = None,
+def train(data: Any = "digits", model: Any = None, models: int | None = None,
           epochs: int | None = None, keep_ratio: float | None = None, seed: int | None = None,
-          *, config: TrainConfig | None = None, directory: str | None = None,
+          *, optimizer: Any = None, loss: Any = None, measures: Any = None,
+          config: TrainConfig | None = None, directory: str | None = None,
           resume: bool = False, progress: bool = True, mesh=None, keep=None,
           **overrides) -> Run:
   """Trains ``models`` models, each on its own random subset, in one compiled program per chunk.
 
   Args:
     data: a dataset spec (``"digits"``, ``"npz:PATH"``, ``"tfds:NAME"``), a Dataset or arrays.
-    model, models, epochs, keep_ratio, seed: shortcuts for the TrainConfig fields ``model``,
-      ``num_models``, ``epochs``, ``keep_ratio``, ``seed``.
-    config: a full :class:`TrainConfig` (the shortcuts and ``overrides`` replace its fields).
+    model: a built-in name (``"mlp"``, ``"vit"``, ...), an import path ``"pkg.module:Name"``, or
+      your flax NNX Module class / factory (see :mod:`memjax.models` for the protocol); knobs go
+      in ``model_kwargs={...}``.
+    models, epochs, keep_ratio, seed: the TrainConfig fields ``num_models``, ``epochs``,
+      ``keep_ratio``, ``seed``.
+    optimizer: an ``optax.GradientTransformation``, a callable ``total_steps ->
+      GradientTransformation``, an optax function name (with ``optimizer_kwargs``) or an import
+      path; replaces the default SGD chain entirely (see :class:`TrainConfig`).
+    loss: per-example loss ``(logits [B, C], labels [B]) -> [B]`` (default cross-entropy;
+      ``label_smoothing=0.1`` smooths the built-in one).
+    measures: extra per-example measures to record, ``{name: fn(logits, labels) -> [B]}``;
+      they land in ``run.records.train_NAME`` [T, M, N] and feed the estimators
+      (``memjax.memorization(run.records.train_NAME[-1], run.keep)``).
+    config: a full :class:`TrainConfig` (the arguments above and ``overrides`` replace fields).
     directory: save the run there (records, checkpoints, run.json); it must not exist unless
       ``resume``.
-    resume: continue the run in ``directory``; a larger ``models`` grows it.
+    resume: continue the run in ``directory``; a larger ``models`` grows it. A run trained with
+      objects that have no import path (a lambda, an optax transformation) needs them again.
     progress: show a progress bar.
     mesh: a ``jax.sharding.Mesh`` with axis "models" (default: all devices).
     keep: optional [M, N] bool keep mask of your own (e.g. leave-one-out designs); replaces the
       configured design, and M = keep.shape[0].
-    **overrides: any other TrainConfig field, e.g. ``batch_size=256, augment="flip_translate"``.
+    **overrides: any other TrainConfig field, e.g. ``batch_size=256, augment="flip_translate"``;
+      a misspelt name raises MemjaxError naming the close matches.
 
   Returns:
     A :class:`Run`; ``run.correct`` [M, N], ``run.keep`` [M, N], ``run.records`` ...
@@ -135,8 +152,10 @@ def train(data: Any = "digits", model: str | None = None, models: int | None = N
   >>> run.correct.shape
   (8, 1437)
   """
+  check_fields(overrides, "memjax.train")
   shortcuts = {"model": model, "num_models": models, "epochs": epochs,
-               "keep_ratio": keep_ratio, "seed": seed}
+               "keep_ratio": keep_ratio, "seed": seed, "optimizer": optimizer, "loss": loss,
+               "measures": measures}
   changes = {k: v for k, v in shortcuts.items() if v is not None} | overrides
   dataset = load(data)
   data_spec = dataset.spec
@@ -158,17 +177,45 @@ def train(data: Any = "digits", model: str | None = None, models: int | None = N
   return _execute(config, dataset, design, info, directory, progress=progress, mesh=mesh)
 
 
-def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, mesh) -> Run:
-  info = read_run_info(directory)
-  config = TrainConfig.from_dict(info["config"])
+def load_recorded_data(info: dict[str, Any]) -> Dataset:
+  """Reloads the dataset a run was trained on, from its run.json ``info`` (spec and
+  preprocessing)."""
+  if info.get("data_spec") is None:
+    raise MemjaxError("The run was trained on in-memory arrays, not a dataset spec; pass them "
+                      "(data=memjax.from_arrays(...)).")
+  return load(info["data_spec"], standardize=info["data"].get("standardized", True))
+
+
+def _resumed_config(stored: TrainConfig, changes: dict, directory: str) -> TrainConfig:
+  """The stored config with the changes a resume may make: more models, chunking and
+  checkpointing; and objects without an import path given again."""
   allowed = {"num_models", "chunk_size", "memory_budget", "checkpoint_seconds"}
-  conflicting = {k: v for k, v in changes.items()
-                 if k not in allowed and getattr(config, k) != v}
+  stored_dict = stored.to_dict()
+  given = stored.replace(**changes).to_dict() if changes else {}
+  conflicting, objects = [], {}
+  for name, value in changes.items():
+    if name in allowed:
+      continue
+    before, after = stored_dict[name], given[name]
+    if name == "measures" and before.keys() == after.keys():
+      pairs = [(before[k], after[k]) for k in before]
+    else:
+      pairs = [(before, after)]
+    if all(a == b or (isinstance(a, str) and a.startswith(imports.UNSAVED_PREFIX))
+           for a, b in pairs):
+      objects[name] = value  # the same thing, or the object an unsaved spec stood for
+    else:
+      conflicting.append(name)
   if conflicting:
     raise MemjaxError(f"Cannot change {sorted(conflicting)} when resuming {directory!r}: the "
                       "models must all be trained the same way. Only the number of models may "
                       "grow; start a new run for other settings.")
-  config = config.replace(**{k: v for k, v in changes.items() if k in allowed})
+  return stored.replace(**{k: v for k, v in changes.items() if k in allowed}, **objects)
+
+
+def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, mesh) -> Run:
+  info = read_run_info(directory)
+  config = _resumed_config(TrainConfig.from_dict(info["config"]), changes, directory)
   if dataset.num_train != info["data"]["num_train"]:
     raise MemjaxError(f"The run in {directory!r} was trained on {info['data']['num_train']} "
                       f"examples but this dataset has {dataset.num_train}; pass the same data.")
@@ -183,7 +230,6 @@ def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, 
   if config.num_models > design.num_models:
     info["grown_from"] = info.get("grown_from", []) + [design.num_models]
     design = design_lib.extend(design, config.num_models)
-  info["config"] = config.to_dict()
   info["design"] = design.describe()
   return _execute(config, dataset, design, info, directory, progress=progress, mesh=mesh,
                   old_records=records)
@@ -204,6 +250,7 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   chunk_size = _chunk_size(config, fns, dataset, num_models, mesh.size,
                            platform=mesh.devices.flat[0].platform)
   engine = engine_lib.Engine(dataset, config, steps, chunk_size, mesh)
+  info["config"] = config.to_dict()
   eval_epochs = _eval_epochs(config)
   info.update(num_params=fns.num_params, chunk_size=chunk_size,
               devices=[str(d) for d in mesh.devices.flat], eval_epochs=eval_epochs)
@@ -216,11 +263,12 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   if records_dir is not None and os.path.exists(os.path.join(records_dir, "spec.json")):
     if old_records is not None and old_records.num_models != num_models:
       _grow_records(directory, old_records, design, eval_epochs)
-    records = _open_writable(records_dir)
+    records = Records.load(records_dir, writable=True)
   else:
     records = Records.allocate(keep=keep, groups=design.groups, eval_epochs=eval_epochs,
                                train_labels=dataset.y_train, test_labels=dataset.y_test,
-                               num_queries=config.query_augmentations, directory=records_dir)
+                               num_queries=config.query_augmentations,
+                               measures=tuple(config.measures), directory=records_dir)
   if records_dir is not None:
     _write_json(os.path.join(directory, "run.json"), info)
 
@@ -228,7 +276,7 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   chunks = [(s, min(s + chunk_size, num_models)) for s in range(start_model, num_models,
                                                                  chunk_size)]
   bar = _progress_bar(progress, total=(num_models - start_model) * config.epochs,
-                      desc=f"{dataset.name}/{config.model}")
+                      desc=f"{dataset.name}/{models_lib.model_name(config.model)}")
   timings = info.setdefault("timings", {"compile_s": 0.0, "train_s": 0.0, "eval_s": 0.0})
   try:
     for chunk_index, (lo, hi) in enumerate(chunks):
@@ -262,27 +310,19 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
                  chunk_label) -> list[int]:
   """Trains models lo..hi-1 (one compiled epoch at a time); returns those that diverged."""
   config = engine.config
-  size = engine.chunk_size
-  real = hi - lo
-  # Pad the last chunk with copies of its first model; their results are dropped.
-  model_ids = np.concatenate([np.arange(lo, hi), np.full(size - real, lo)]).astype(np.int32)
-  chunk_keep = engine.shard(keep[model_ids])
-  ids = engine.shard(model_ids)
-  restored = checkpoints.restore(lo, engine, ids) if checkpoints is not None else None
+  chunk = engine_lib.Chunk(engine, np.arange(lo, hi), keep[lo:hi])
+  restored = checkpoints.restore(lo, engine, chunk.ids) if checkpoints is not None else None
+  first_epoch = 0
   if restored is not None:
-    state, first_epoch = restored
-  else:
-    state, first_epoch = engine.init_chunk(ids), 0
+    chunk.state, first_epoch = restored
   if bar is not None:
-    bar.update(real * first_epoch)
-  train_epoch = engine.compiled_train_epoch(state, ids, chunk_keep)
+    bar.update(chunk.real * first_epoch)
+  chunk.compile()
   timings["compile_s"] = engine.compile_seconds
   diverged: list[int] = []
   for epoch in range(first_epoch, config.epochs):
     t0 = time.perf_counter()
-    state, loss = train_epoch(state, ids, chunk_keep, np.int32(epoch), engine.x_train,
-                              engine.y_train)
-    loss = engine_lib.to_host(loss)[:real]
+    loss = chunk.train_epoch(epoch)
     timings["train_s"] += time.perf_counter() - t0
     newly = [m for m in (lo + np.flatnonzero(~np.isfinite(loss))).tolist() if m not in diverged]
     if newly:
@@ -298,19 +338,19 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
       t = eval_epochs.index(epoch + 1)
       final = epoch + 1 == config.epochs
       for split in ("train", "test"):
-        out = engine.evaluate(state, split, with_queries=final)
-        for name in ("correct", "prob", "loss"):
-          getattr(records, f"{split}_{name}")[t, lo:hi] = out[name][:real]
+        out = chunk.evaluate(split, with_queries=final)
+        for name in engine.output_dtypes:
+          getattr(records, f"{split}_{name}")[t, lo:hi] = out[name]
         if final:
-          getattr(records, f"{split}_lira")[lo:hi] = out["lira"][:real]
+          getattr(records, f"{split}_lira")[lo:hi] = out["lira"]
       timings["eval_s"] += time.perf_counter() - t0
     if checkpoints is not None and checkpoints.due(epoch + 1):
       records.flush()  # evaluations up to this epoch are on disk before the checkpoint
-      checkpoints.save(lo, epoch + 1, state)
+      checkpoints.save(lo, epoch + 1, chunk.state)
     if bar is not None:
       bar.set_description(f"{chunk_label} epoch {epoch + 1}/{config.epochs}")
       bar.set_postfix(loss=f"{float(np.mean(loss)):.3f}")
-      bar.update(real)
+      bar.update(chunk.real)
   return diverged
 
 
@@ -425,12 +465,12 @@ def _grow_records(directory, old: Records, design, eval_epochs) -> None:
   grown = Records.allocate(keep=design.keep, groups=design.groups, eval_epochs=eval_epochs,
                            train_labels=np.asarray(old.train_labels),
                            test_labels=np.asarray(old.test_labels),
-                           num_queries=int(old.train_lira.shape[-1]), directory=new_dir)
-  for name in ("train_correct", "train_prob", "train_loss", "test_correct", "test_prob",
-               "test_loss"):
-    getattr(grown, name)[:, :m_old] = getattr(old, name)
-  grown.train_lira[:m_old] = old.train_lira
-  grown.test_lira[:m_old] = old.test_lira
+                           num_queries=old.num_queries, measures=old.measures,
+                           directory=new_dir)
+  for name, (axes, _, _) in records_lib.schema(old.measures).items():
+    if "model" in axes and name not in ("keep", "groups"):
+      index = (slice(None),) * axes.index("model") + (slice(0, m_old),)
+      getattr(grown, name)[index] = getattr(old, name)
   grown.flush()
   del grown
   final = os.path.join(directory, "records")
@@ -438,12 +478,6 @@ def _grow_records(directory, old: Records, design, eval_epochs) -> None:
   os.replace(final, backup)
   os.replace(new_dir, final)
   shutil.rmtree(backup)
-
-
-def _open_writable(records_dir: str) -> Records:
-  records = Records.load(records_dir, mmap=True)
-  return Records(**{f.name: np.load(os.path.join(records_dir, f.name + ".npy"), mmap_mode="r+")
-                    for f in dataclasses.fields(records)})
 
 
 def _progress_bar(enabled: bool, total: int, desc: str):

@@ -14,6 +14,8 @@
 | in_accuracy       | mean correctness over IN models                                      |
 | out_accuracy      | mean correctness over OUT models                                     |
 | mean_loss_in/out  | mean final loss over IN / OUT models                                 |
+| memorization_NAME | counterfactual memorization of each user measure NAME (IN mean - OUT |
+|                   | mean of the real-valued measure), and ``memorization_NAME_se``       |
 
 Other modules (attacks, proxies) may add columns; :func:`write_csv` writes any such dict.
 """
@@ -21,11 +23,12 @@ Other modules (attacks, proxies) may add columns; :func:`write_csv` writes any s
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import numpy as np
 
-from memjax import estimators
+from memjax import estimators, imports, models
 from memjax.records import Records
 
 
@@ -42,7 +45,7 @@ def table(records: Records) -> dict[str, np.ndarray]:
     out_accuracy = (correct & ~keep).sum(0) / (keep.shape[0] - n_in)
     loss_in = np.where(keep, loss, 0).sum(0) / n_in
     loss_out = np.where(~keep, loss, 0).sum(0) / (keep.shape[0] - n_in)
-  return {
+  columns = {
       "index": np.arange(keep.shape[1]),
       "label": np.asarray(records.train_labels),
       "memorization": estimators.memorization(correct, keep),
@@ -56,6 +59,11 @@ def table(records: Records) -> dict[str, np.ndarray]:
       "mean_loss_in": loss_in,
       "mean_loss_out": loss_out,
   }
+  for name in records.measures:
+    values = np.asarray(records.measure(name)[-1], np.float64)
+    columns[f"memorization_{name}"] = estimators.memorization(values, keep)
+    columns[f"memorization_{name}_se"] = estimators.memorization_se(values, keep)
+  return columns
 
 
 def write_csv(path: str, columns: dict[str, np.ndarray]) -> None:
@@ -77,6 +85,25 @@ def read_csv(path: str) -> dict[str, np.ndarray]:
   return {name: np.asarray(data[name]) for name in data.dtype.names}
 
 
+def describe_algorithm(config) -> str:
+  """One line naming the optimizer, the loss and the recorded measures of a run."""
+  if config.optimizer is None:
+    optimizer = (f"SGD (momentum {config.momentum}{', Nesterov' if config.nesterov else ''}, "
+                 f"weight decay {config.weight_decay}, {config.schedule} schedule, peak lr "
+                 f"{config.learning_rate})")
+  else:
+    optimizer = imports.describe(config.optimizer)
+    if config.optimizer_kwargs:
+      optimizer += " " + json.dumps(config.optimizer_kwargs)
+  loss = imports.describe(config.loss)
+  if config.label_smoothing:
+    loss += f" (label smoothing {config.label_smoothing})"
+  text = f"optimizer {optimizer}; loss {loss}; batch {config.batch_size}"
+  if config.measures:
+    text += f"; measures {', '.join(config.measures)}"
+  return text
+
+
 def summary(run, top: int = 10) -> str:
   """A plain-text summary of a run: accuracies, fit warning, memorized count, top examples."""
   records = run.records
@@ -87,11 +114,14 @@ def summary(run, top: int = 10) -> str:
   mem = scores["memorization"]
   info = run.info
   timings = info.get("timings", {})
+  config = run.config
   lines = [
       f"memjax run: {records.num_models} models x {info['data']['name']} "
       f"({records.num_examples} train / {len(records.test_labels)} test examples), "
-      f"model {run.config.model} ({info.get('num_params', '?'):,} params), "
-      f"{run.config.epochs} epochs",
+      f"model {models.model_name(config.model)} ({info.get('num_params', '?'):,} params), "
+      f"{config.epochs} epochs",
+      f"  training: {describe_algorithm(config)}",
+      f"  features: {run.data.preprocessing}",
       f"  train accuracy (own subset): {train_acc.mean():.4f} (min {train_acc.min():.4f})",
       f"  held-out train accuracy:     {heldout_acc.mean():.4f}",
       f"  test accuracy:               {test_acc.mean():.4f} +- {test_acc.std():.4f}",

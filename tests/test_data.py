@@ -27,8 +27,17 @@ def test_npz_round_trip(tmp_path, digits):
     d = memjax.load(spec)
     assert d.num_train == 50 and d.num_test == 20 and d.name == "d"
     assert d.spec == spec  # recorded in run.json: Run.load reloads the data from it
-  assert memjax.load(str(path), standardize=False).spec is None  # the spec alone differs
+  raw = memjax.load(str(path), standardize=False)  # the spec and the recorded choice reload it
+  assert raw.spec == str(path) and not raw.standardized and raw.describe()["standardized"] is False
   assert memjax.load((digits.x_train, digits.y_train, digits.x_test, digits.y_test)).spec is None
+
+
+def test_digits_without_standardisation_are_scaled_to_unit_interval():
+  raw = memjax.load("digits", standardize=False)
+  assert raw.x_train.min() == 0.0 and raw.x_train.max() == 1.0 and not raw.standardized
+  standard = memjax.load("digits")
+  assert standard.standardized and abs(float(standard.x_train.mean())) < 1e-5
+  assert "not standardised" in raw.preprocessing and "standardised" in standard.preprocessing
 
 
 def test_arrays_tuple_and_vectors():
