@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
+from memjax import estimators
 from memjax import roc as roc_lib
 from memjax.roc import _take_last
 from memjax.errors import MemjaxError
@@ -186,20 +187,6 @@ def _float_array(name: str, x, ndim: int, shape_doc: str) -> np.ndarray:
   return a
 
 
-def _keep_mask(name: str, keep, shape: tuple[int, int], shape_doc: str) -> np.ndarray:
-  k = np.asarray(keep)
-  if k.dtype != bool:
-    raise MemjaxError(
-        f"{name} must be a bool array {shape_doc} (True = the model trained on the example); got "
-        f"dtype {k.dtype}. If it is a 0/1 mask pass {name}.astype(bool); if it lists example "
-        "indices, build the mask first.")
-  if k.shape != shape:
-    raise MemjaxError(
-        f"{name} has shape {k.shape} but must be {shape_doc} = {shape} to match the statistics "
-        "(same models in the same order, same examples).")
-  return k
-
-
 def _prob_array(name: str, p, shape_doc: str) -> np.ndarray:
   a = np.asarray(p)
   if not np.issubdtype(a.dtype, np.floating):
@@ -338,7 +325,8 @@ def lira(target_stats, shadow_stats, shadow_keep, *, online: bool = True,
   if t.shape != (n, a):
     raise MemjaxError(
         f"target_stats has shape {t.shape} but shadow_stats {s.shape} needs [N, A] = {(n, a)}.")
-  keep = _keep_mask("shadow_keep", shadow_keep, (m, n), "[M, N]")
+  keep = estimators.as_keep_mask(shadow_keep, (m, n), name="shadow_keep",
+                                against="the statistics", integers=False)
   s = s.astype(np.float64)
   t = t.astype(np.float64)
   k_in = keep.sum(axis=0)
@@ -475,7 +463,9 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
     raise MemjaxError("rmia needs at least one population point (target_pop_prob is empty).")
   with np.errstate(divide="ignore"):
     lq, lrq, lz, lrz = np.log(tq), np.log(rq), np.log(tz), np.log(rz)
-  keep = None if ref_keep is None else _keep_mask("ref_keep", ref_keep, (r, n), "[R, N]")
+  keep = None if ref_keep is None else estimators.as_keep_mask(
+      ref_keep, (r, n), name="ref_keep", shape_doc="[R, N]", against="the statistics",
+      integers=False)
   if offline_a is None:
     lpx = _log_mean_exp(lrq, axis=0)
   else:
@@ -965,7 +955,8 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   """
   stats = _float_array("train_stats", train_stats, 3, "[M, N, A]")
   m, n, _ = stats.shape
-  keep = _keep_mask("keep", keep, (m, n), "[M, N] (models x training examples)")
+  keep = estimators.as_keep_mask(keep, (m, n), shape_doc="[M, N] (models x training examples)",
+                               against="the statistics", integers=False)
   if m < 3:
     raise MemjaxError(
         f"evaluate_attacks needs at least 3 models (a target and 2 shadows); got {m}.")

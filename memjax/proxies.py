@@ -123,11 +123,7 @@ def _keep_mask(keep, shape: tuple[int, int]) -> np.ndarray:
   """[M, N] bool keep mask (all True when None), checked against the history's [M, N]."""
   if keep is None:
     return np.ones(shape, bool)
-  keep = estimators.as_keep_mask(keep)
-  if keep.shape != shape:
-    raise MemjaxError(f"keep has shape {keep.shape} but the history has {shape[0]} models and "
-                      f"{shape[1]} examples; pass the [M, N] mask of the same run.")
-  return keep
+  return estimators.as_keep_mask(keep, shape, against="the history")
 
 
 def _eval_epochs(eval_epochs, num_evals: int) -> np.ndarray:
