@@ -298,6 +298,110 @@ def count_memorized(scores, threshold: float = DEFAULT_THRESHOLD) -> int:
   return int(np.sum(is_memorized(np.asarray(scores, dtype=np.float64), threshold)))
 
 
+def memorization_history(values, keep) -> np.ndarray:
+  """Memorization after every evaluation, vectorised over evaluations.
+
+  Args:
+    values: [T, M, N] bool correctness per evaluation (``records.train_correct``), or integer or
+      float values of a measure (finite).
+    keep: [M, N] bool.
+
+  Returns:
+    [T, N] float64, row t = ``memorization(values[t], keep)`` (bit for bit for bool values; NaN
+    without IN or OUT models).
+
+  >>> keep = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], bool)
+  >>> first = np.array([[1, 0], [1, 1], [0, 1], [0, 1]], bool)
+  >>> memorization_history(np.stack([first, ~first]), keep).tolist()
+  [[1.0, 0.5], [-1.0, -0.5]]
+  """
+  c = np.asarray(values)
+  k = as_keep_mask(keep)
+  if c.ndim != 3 or c.shape[1:] != k.shape:
+    raise MemjaxError(f"correct must be [T, M, N] matching keep [M, N]={k.shape}; got "
+                      f"{c.shape}.")
+  n_in = k.sum(0)
+  n_out = k.shape[0] - n_in
+  if c.dtype == bool:
+    hits_in = (c & k).sum(1)
+    hits_all = c.sum(1)
+  else:
+    c = _finite_float(c, "values", ("evaluation", "model", "example"))
+    hits_in = np.where(k, c, 0.0).sum(1)
+    hits_all = c.sum(1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    mem = hits_in / n_in - (hits_all - hits_in) / n_out
+  return np.where((n_in > 0) & (n_out > 0), mem, np.nan)
+
+
+def memorized_count_se(correct, keep, threshold: float = DEFAULT_THRESHOLD, n_boot: int = 100,
+                       seed: int = 0) -> np.ndarray:
+  """Bootstrap (over models) standard error of the number of memorized examples.
+
+  Models are resampled with replacement (each model's subset and randomness are independent
+  draws); every resample recomputes all scores and the count.
+
+  Args:
+    correct: [T, M, N] (or [M, N]) bool correctness.
+    keep: [M, N] bool.
+    threshold: score at which an example counts as memorized.
+    n_boot: bootstrap resamples.
+    seed: resampling seed.
+
+  Returns:
+    [T] standard errors (a float for [M, N] input).
+  """
+  c = np.asarray(correct, bool)
+  single = c.ndim == 2
+  c = c[None] if single else c
+  k = as_keep_mask(keep)
+  m = k.shape[0]
+  rng = np.random.default_rng(seed)
+  w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float32)  # [B, M]
+  kf = k.astype(np.float32)
+  n_in = w @ kf
+  n_out = w @ (1 - kf)
+  hits_in = np.einsum("bm,tmn->btn", w, (c & k).astype(np.float32))
+  hits_all = np.einsum("bm,tmn->btn", w, c.astype(np.float32))
+  with np.errstate(invalid="ignore", divide="ignore"):
+    mem = hits_in / n_in[:, None] - (hits_all - hits_in) / n_out[:, None]
+  counts = is_memorized(mem, threshold).sum(-1)  # [B, T]
+  se = counts.std(0, ddof=1)
+  return float(se[0]) if single else se
+
+
+def null_memorized_count(correct, keep, threshold: float = DEFAULT_THRESHOLD, n_perm: int = 4,
+                         seed: int = 0) -> np.ndarray:
+  """Memorized count expected from estimation noise alone (a permutation null).
+
+  Each example's IN/OUT labels are shuffled across models (its number of IN models is kept), so
+  IN and OUT models no longer differ in anything but chance; the count of scores >= threshold
+  is averaged over ``n_perm`` shuffles. Counts near this floor are noise, not memorization.
+
+  Args:
+    correct: [T, M, N] (or [M, N]) bool correctness.
+    keep: [M, N] bool.
+    threshold: memorization threshold.
+    n_perm: shuffles averaged.
+    seed: shuffle seed.
+
+  Returns:
+    [T] mean null counts (a float for [M, N] input).
+  """
+  c = np.asarray(correct, bool)
+  single = c.ndim == 2
+  c = c[None] if single else c
+  k = as_keep_mask(keep)
+  rng = np.random.default_rng(seed)
+  counts = np.zeros(c.shape[0])
+  for _ in range(n_perm):
+    shuffled = np.take_along_axis(k, np.argsort(rng.random(k.shape), axis=0), axis=0)
+    hist = memorization_history(c, shuffled)
+    counts += is_memorized(hist, threshold).sum(-1)
+  counts /= n_perm
+  return float(counts[0]) if single else counts
+
+
 def influence(values_test, keep) -> np.ndarray:
   """Feldman & Zhang influence of every training example on every test example.
 

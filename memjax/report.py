@@ -210,12 +210,10 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
   (train - test accuracy); ``mean_memorization`` and ``memorized`` (examples with memorization
   >= threshold) from the correctness after that epoch.
   """
-  keep = np.asarray(records.keep)
-  mean_mem, memorized = [], []
-  for t in range(len(records.eval_epochs)):
-    mem = estimators.memorization(np.asarray(records.train_correct[t]), keep)
-    mean_mem.append(float(np.nanmean(mem)) if np.isfinite(mem).any() else math.nan)
-    memorized.append(estimators.count_memorized(mem, threshold))
+  hist = estimators.memorization_history(records.train_correct, records.keep)  # [T, N]
+  finite = np.isfinite(hist).any(-1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    mean_mem = np.where(finite, np.nansum(hist, -1) / np.isfinite(hist).sum(-1), math.nan)
   train = records.train_accuracy().mean(-1)
   test = records.test_accuracy().mean(-1)
   return {
@@ -224,8 +222,8 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
       "heldout_accuracy": records.heldout_accuracy().mean(-1),
       "test_accuracy": test,
       "gap": train - test,
-      "mean_memorization": np.asarray(mean_mem),
-      "memorized": np.asarray(memorized, np.int64),
+      "mean_memorization": mean_mem,
+      "memorized": estimators.is_memorized(hist, threshold).sum(-1).astype(np.int64),
   }
 
 

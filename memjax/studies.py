@@ -25,7 +25,8 @@ training fields (e.g. ``memjax.PRESETS["back_to_fundamentals"]``).
 Runs with equal data and configuration are cached in-process (:func:`clear_cache`), so running
 several studies in one process (``memjax study all``) trains each ensemble once.
 
-Counts carry a bootstrap standard error over models (:func:`memorized_count_se`).
+Counts carry a bootstrap standard error over models
+(:func:`memjax.estimators.memorized_count_se`).
 
 Command line (wired as ``memjax study NAME``): :func:`add_study_parser`, :func:`cmd_study`.
 """
@@ -50,6 +51,9 @@ from memjax import estimators
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load, spec_slug
 from memjax.errors import MemjaxError
+# Estimators that once lived here; still importable from memjax.studies.
+from memjax.estimators import (memorization_history, memorized_count_se,  # noqa: F401
+                               null_memorized_count)
 
 THRESHOLD = estimators.DEFAULT_THRESHOLD
 STUDIES = ("model_size", "epochs", "transient", "gap", "natural_vs_artificial")
@@ -350,98 +354,6 @@ def _positive(name: str, value):
   return value
 
 
-def memorization_history(correct, keep) -> np.ndarray:
-  """Memorization after every evaluation, vectorised over evaluations.
-
-  Args:
-    correct: [T, M, N] bool correctness per evaluation (``records.train_correct``).
-    keep: [M, N] bool.
-
-  Returns:
-    [T, N] float64, row t = ``memorization(correct[t], keep)`` (NaN without IN or OUT models).
-  """
-  c = np.asarray(correct)
-  k = np.asarray(keep, bool)
-  if c.ndim != 3 or c.shape[1:] != k.shape:
-    raise MemjaxError(f"correct must be [T, M, N] matching keep [M, N]={k.shape}; got "
-                      f"{c.shape}.")
-  n_in = k.sum(0)
-  n_out = k.shape[0] - n_in
-  hits_in = (c & k).sum(1)
-  hits_all = c.sum(1)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    mem = hits_in / n_in - (hits_all - hits_in) / n_out
-  return np.where((n_in > 0) & (n_out > 0), mem, np.nan)
-
-
-def memorized_count_se(correct, keep, threshold: float = THRESHOLD, n_boot: int = 100,
-                       seed: int = 0) -> np.ndarray:
-  """Bootstrap (over models) standard error of the number of memorized examples.
-
-  Models are resampled with replacement (each model's subset and randomness are independent
-  draws); every resample recomputes all scores and the count.
-
-  Args:
-    correct: [T, M, N] (or [M, N]) bool correctness.
-    keep: [M, N] bool.
-    threshold: score at which an example counts as memorized.
-    n_boot: bootstrap resamples.
-    seed: resampling seed.
-
-  Returns:
-    [T] standard errors (a float for [M, N] input).
-  """
-  c = np.asarray(correct, bool)
-  single = c.ndim == 2
-  c = c[None] if single else c
-  k = np.asarray(keep, bool)
-  m = k.shape[0]
-  rng = np.random.default_rng(seed)
-  w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float32)  # [B, M]
-  kf = k.astype(np.float32)
-  n_in = w @ kf
-  n_out = w @ (1 - kf)
-  hits_in = np.einsum("bm,tmn->btn", w, (c & k).astype(np.float32))
-  hits_all = np.einsum("bm,tmn->btn", w, c.astype(np.float32))
-  with np.errstate(invalid="ignore", divide="ignore"):
-    mem = hits_in / n_in[:, None] - (hits_all - hits_in) / n_out[:, None]
-  counts = estimators.is_memorized(mem, threshold).sum(-1)  # [B, T]
-  se = counts.std(0, ddof=1)
-  return float(se[0]) if single else se
-
-
-def null_memorized_count(correct, keep, threshold: float = THRESHOLD, n_perm: int = 4,
-                         seed: int = 0) -> np.ndarray:
-  """Memorized count expected from estimation noise alone (a permutation null).
-
-  Each example's IN/OUT labels are shuffled across models (its number of IN models is kept), so
-  IN and OUT models no longer differ in anything but chance; the count of scores >= threshold
-  is averaged over ``n_perm`` shuffles. Counts near this floor are noise, not memorization.
-
-  Args:
-    correct: [T, M, N] (or [M, N]) bool correctness.
-    keep: [M, N] bool.
-    threshold: memorization threshold.
-    n_perm: shuffles averaged.
-    seed: shuffle seed.
-
-  Returns:
-    [T] mean null counts (a float for [M, N] input).
-  """
-  c = np.asarray(correct, bool)
-  single = c.ndim == 2
-  c = c[None] if single else c
-  k = np.asarray(keep, bool)
-  rng = np.random.default_rng(seed)
-  counts = np.zeros(c.shape[0])
-  for _ in range(n_perm):
-    shuffled = np.take_along_axis(k, np.argsort(rng.random(k.shape), axis=0), axis=0)
-    hist = memorization_history(c, shuffled)
-    counts += estimators.is_memorized(hist, threshold).sum(-1)
-  counts /= n_perm
-  return float(counts[0]) if single else counts
-
-
 def _mean_sd(x) -> tuple[float, float]:
   x = np.asarray(x, np.float64)
   x = x[np.isfinite(x)]
@@ -579,7 +491,7 @@ def detect_stages(epochs, counts, counts_se=None, none_fraction: float = 0.1,
     counts: [T] memorized counts.
     counts_se: optional [T] standard errors of the counts.
     null_counts: optional [T] counts that estimation noise alone gives
-      (:func:`null_memorized_count`).
+      (:func:`memjax.estimators.null_memorized_count`).
 
   Returns:
     {"stage": [T] labels, "none": [first, last] epochs or None, "rise": [...], "fall": [...] or

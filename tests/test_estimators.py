@@ -265,3 +265,24 @@ def test_keep_mask_validator():
   with pytest.raises(MemjaxError, match=r"keep has shape \(2, 2\) but must be \[M, N\] = "
                      r"\(2, 3\) to match the history"):
     estimators.as_keep_mask(keep, (2, 3), against="the history")
+
+
+def test_memorization_history_of_real_values_and_compatibility():
+  rng = np.random.default_rng(4)
+  keep = rng.random((12, 20)) < 0.5
+  keep[:, 0] = True
+  values = rng.normal(size=(3, 12, 20))
+  hist = estimators.memorization_history(values, keep)
+  for t in range(3):
+    np.testing.assert_allclose(hist[t], memjax.memorization(values[t], keep), rtol=1e-12,
+                               atol=1e-14, equal_nan=True)
+  correct = values > 0
+  np.testing.assert_array_equal(estimators.memorization_history(correct, keep)[1],
+                                memjax.memorization(correct[1], keep))  # bit for bit
+  values[2, 5, 7] = np.nan
+  with pytest.raises(MemjaxError, match="evaluation 2, model 5, example 7"):
+    estimators.memorization_history(values, keep)
+  # The per-epoch estimators moved here from memjax.studies, which still exports them.
+  from memjax import studies
+  for name in ("memorization_history", "memorized_count_se", "null_memorized_count"):
+    assert getattr(studies, name) is getattr(estimators, name)
