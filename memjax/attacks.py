@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from memjax import estimators
+from memjax import estimators, plotting
 from memjax import roc as roc_lib
 from memjax.roc import _take_last
 from memjax.errors import MemjaxError
@@ -1029,11 +1029,7 @@ def plot_roc(results: AttackResults, path: str, *, title: str | None = None) -> 
   Returns:
     path.
   """
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(5.5, 5.0))
-  FigureCanvasAgg(fig)
+  fig = plotting.figure(5.5, 5.0)
   ax = fig.add_subplot()
   lo = 1.0
   for name, r in results.attacks.items():

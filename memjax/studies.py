@@ -47,7 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from memjax import estimators
+from memjax import estimators, plotting
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load, spec_slug
 from memjax.errors import MemjaxError
@@ -240,13 +240,6 @@ def _jsonable(obj):
   if isinstance(obj, (np.floating, float)):
     return float(obj) if math.isfinite(float(obj)) else None
   return obj
-
-
-def _figure(ncols: int = 1, width: float = 5.0, height: float = 3.8):
-  from matplotlib.figure import Figure
-  fig = Figure(figsize=(width * ncols, height), layout="constrained")
-  axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-  return fig, axes
 
 
 # ---- shared pieces ------------------------------------------------------------------------------
@@ -448,7 +441,7 @@ def model_size(data: Any = "digits", *, scale: str = "default", families=None,
   headline["wall_s"] = time.perf_counter() - t0
 
   def plot(path):
-    fig, (ax1, ax2) = _figure(2)
+    fig, (ax1, ax2) = plotting.subplots(2)
     for fam in headline["families"]:
       fr = sorted([r for r in rows if r["family"] == fam], key=lambda r: r["params"])
       p = [r["params"] for r in fr]
@@ -582,7 +575,7 @@ def epochs(data: Any = "digits", *, scale: str = "default", arch: Arch | None = 
                   threshold=threshold, wall_s=time.perf_counter() - t0, train_wall_s=wall)
 
   def plot(path):
-    fig, (ax,) = _figure(1, 6.5, 4)
+    fig, (ax,) = plotting.subplots(1, 6.5, 4)
     colors = {"none": "#dddddd", "rise": "#fde0c5", "fall": "#c6e2f5", "plateau": "#eeeeee"}
     for t, s in enumerate(stages["stage"]):
       ax.axvspan(ep[t] - 0.5, ep[t] + 0.5, color=colors[s], lw=0)
@@ -678,7 +671,7 @@ def transient(data: Any = "digits", *, scale: str = "default", small: Arch | Non
   headline["wall_s"] = time.perf_counter() - t0
 
   def plot(path):
-    fig, axes = _figure(2)
+    fig, axes = plotting.subplots(2)
     bins = np.linspace(-0.5, 1.0, 31)
     for ax, (kind, a, b, la, lb) in zip(axes, (
         ("model-wise", mem_s, mem_l, arch_label(small), arch_label(large)),
@@ -739,7 +732,7 @@ def gap(data: Any = "digits", *, scale: str = "default", families=None,
   counts = np.array([r["memorized"] for r in rows])
 
   def plot(path):
-    fig, (ax,) = _figure(1, 6, 4.2)
+    fig, (ax,) = plotting.subplots(1, 6, 4.2)
     for fam in per_family:
       fr = [r for r in rows if r["family"] == fam]
       ax.errorbar([r["gap"] for r in fr], [r["memorized"] for r in fr],
@@ -887,7 +880,7 @@ def natural_vs_artificial(data: Any = "digits", *, scale: str = "default", archs
   headline["wall_s"] = time.perf_counter() - t0
 
   def plot(path):
-    fig, (ax1, ax2) = _figure(2)
+    fig, (ax1, ax2) = plotting.subplots(2)
     for i, gname in enumerate(GROUP_NAMES):
       params = [curves[l][0] for l in labels]
       ax1.plot(params, [curves[l][2][gname][0][-1] for l in labels], marker="o",

@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import stats
 
 import memjax
-from memjax import cli, estimators, studies
+from memjax import cli, estimators, plotting, studies
 from memjax.errors import MemjaxError
 
 MLP8, MLP16, MLP64 = studies._mlp(8), studies._mlp(16), studies._mlp(64)
@@ -324,7 +324,7 @@ def assert_png(path, min_size=(300, 200)):
 
 def test_study_result_save_synthetic(tmp_path):
   def plot(path):
-    fig, (ax,) = studies._figure(1)
+    fig, (ax,) = plotting.subplots(1)
     ax.plot([0, 1], [1, 0])
     fig.savefig(path, dpi=100)
 
