@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from memjax import estimators, plotting
+from memjax import estimators, formatting, plotting
 from memjax import roc as roc_lib
 from memjax.roc import _take_last
 from memjax.errors import MemjaxError
@@ -788,20 +788,6 @@ class AttackResult:
   scores: np.ndarray | None = None
 
 
-def _nan_to_none(x):
-  if isinstance(x, dict):
-    return {str(k): _nan_to_none(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_nan_to_none(v) for v in x]
-  if isinstance(x, np.ndarray):
-    return _nan_to_none(x.tolist())
-  if isinstance(x, (float, np.floating)):
-    return None if math.isnan(x) else float(x)
-  if isinstance(x, np.integer):
-    return int(x)
-  return x
-
-
 @dataclasses.dataclass
 class AttackResults:
   """Results of :func:`evaluate_attacks`.
@@ -851,15 +837,14 @@ class AttackResults:
       return rows
     head = (["attack", "AUC", "bal. acc."] + [f"TPR@{_pct(f)} FPR" for f in self.fprs]
             + ["per-target AUC"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cells = []
     for row in rows:
-      cells = [row["attack"], f"{row['auc']:.4f}", f"{row['balanced_accuracy']:.4f}"]
+      cells.append([row["attack"], f"{row['auc']:.4f}", f"{row['balanced_accuracy']:.4f}"])
       for f in self.fprs:
         v = row[f"tpr@{f:g}"]
-        cells.append("n/a" if math.isnan(v) else f"{v * 100:.2f}%")
-      cells.append(f"{row['target_auc_mean']:.4f} ± {row['target_auc_std']:.4f}")
-      lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells[-1].append("n/a" if math.isnan(v) else f"{v * 100:.2f}%")
+      cells[-1].append(f"{row['target_auc_mean']:.4f} ± {row['target_auc_std']:.4f}")
+    return formatting.markdown_table(head, cells)
 
   def __str__(self) -> str:
     return self.table(markdown=True)
@@ -869,7 +854,8 @@ class AttackResults:
     return {f"mia_auc_{name}": r.per_example_auc for name, r in self.attacks.items()}
 
   def to_dict(self, per_example: bool = False) -> dict:
-    """A JSON-ready dict (NaN -> None); per-example arrays only with ``per_example=True``."""
+    """A JSON-ready dict (NaN -> None, inf kept); per-example arrays only with
+    ``per_example=True``."""
     attacks = {}
     for name, r in self.attacks.items():
       d = {"auc": r.auc, "balanced_accuracy": r.balanced_accuracy,
@@ -880,11 +866,11 @@ class AttackResults:
       if per_example:
         d["per_example_auc"] = r.per_example_auc
       attacks[name] = d
-    return _nan_to_none({
+    return formatting.jsonable({
         "format": "memjax.attack_results/1", "num_models": self.num_models,
         "num_examples": self.num_examples, "num_population": self.num_population,
         "targets": self.targets, "fprs": list(self.fprs), "timings": self.timings,
-        "attacks": attacks})
+        "attacks": attacks}, inf_as_null=False)  # the attacks.json format: inf stays Infinity
 
   def to_json(self, path: str | None = None, *, per_example: bool = False) -> str:
     """The results as JSON (NaN written as null); also written to ``path`` when given."""

@@ -41,6 +41,7 @@ import numpy as np
 
 from memjax import estimators, plotting
 from memjax.errors import MemjaxError
+from memjax.formatting import markdown_table  # noqa: F401 (kept as report.markdown_table)
 from memjax.plotting import figure_png  # noqa: F401 (kept as report.figure_png)
 
 THRESHOLD = estimators.DEFAULT_THRESHOLD  # Feldman & Zhang's threshold for "memorized"
@@ -268,20 +269,6 @@ def _label_name(label: int, class_names, prefix: bool = False) -> str:
     name = str(class_names[label])
     return name if name != str(label) or not prefix else f"label {name}"
   return f"label {label}" if prefix else str(label)
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:
-  """A GitHub-flavoured markdown table (floats with ``digits`` decimals, NaN as n/a).
-
-  >>> print(markdown_table(["model", "acc"], [["mlp", 0.91234]], digits=2))
-  | model | acc |
-  |---|---|
-  | mlp | 0.91 |
-  """
-  cell = lambda v: _fmt(float(v), digits) if isinstance(v, (float, np.floating)) else str(v)
-  lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-  return "\n".join(lines)
 
 
 def score_rows(scores: dict[str, np.ndarray], index: Sequence[int],

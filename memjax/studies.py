@@ -47,7 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from memjax import estimators, plotting
+from memjax import estimators, formatting, plotting
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load, spec_slug
 from memjax.errors import MemjaxError
@@ -176,11 +176,9 @@ class StudyResult:
 
   def markdown(self) -> str:
     lines = [f"# {self.name}", "", self.description, "",
-             "| " + " | ".join(self.columns) + " |",
-             "|" + "---|" * len(self.columns)]
-    for r in self.rows:
-      lines.append("| " + " | ".join(_fmt(r[k]) for k in self.columns) + " |")
-    lines += ["", "Headline: `" + json.dumps(_jsonable(self.headline)) + "`"]
+             formatting.markdown_table(self.columns,
+                                       [[_fmt(r[k]) for k in self.columns] for r in self.rows]),
+             "", "Headline: `" + json.dumps(formatting.jsonable(self.headline)) + "`"]
     if self.notes:
       lines += [""] + [f"- {n}" for n in self.notes]
     return "\n".join(lines) + "\n"
@@ -196,7 +194,7 @@ class StudyResult:
     with open(paths["md"], "w") as f:
       f.write(self.markdown())
     with open(paths["json"], "w") as f:
-      json.dump(_jsonable(self.headline), f, indent=1)
+      json.dump(formatting.jsonable(self.headline), f, indent=1)
     self.plot(paths["png"])
     return paths
 
@@ -207,7 +205,7 @@ def _plain(v):
   if isinstance(v, (np.floating, float)):
     return float(v)
   if isinstance(v, (list, tuple, dict)):
-    return json.dumps(_jsonable(v))
+    return json.dumps(formatting.jsonable(v))
   return v
 
 
@@ -222,24 +220,8 @@ def _fmt(v) -> str:
       return "n/a"
     return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
   if isinstance(v, (list, tuple, dict)):
-    return json.dumps(_jsonable(v))
+    return json.dumps(formatting.jsonable(v))
   return str(v)
-
-
-def _jsonable(obj):
-  if isinstance(obj, dict):
-    return {str(k): _jsonable(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
-  if isinstance(obj, np.ndarray):
-    return _jsonable(obj.tolist())
-  if isinstance(obj, (np.bool_, bool)):
-    return bool(obj)
-  if isinstance(obj, np.integer):
-    return int(obj)
-  if isinstance(obj, (np.floating, float)):
-    return float(obj) if math.isfinite(float(obj)) else None
-  return obj
 
 
 # ---- shared pieces ------------------------------------------------------------------------------
