@@ -1005,7 +1005,7 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
 def plot_roc(results: AttackResults, path: str, *, title: str | None = None) -> str:
   """Log-log ROC curves of every attack in ``results`` with the chance diagonal, saved as PNG.
 
-  Uses matplotlib's Agg canvas directly (no pyplot, no global backend change).
+  Drawn on an Agg canvas by :func:`memjax.plotting.figure` (no pyplot, no global backend change).
 
   Args:
     results: from :func:`evaluate_attacks`.

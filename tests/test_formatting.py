@@ -1,4 +1,4 @@
-"""The shared output helpers: each file format they write pinned, and every former copy using them."""
+"""The shared output helpers: each file format pinned, and every former copy using them."""
 
 import json
 
