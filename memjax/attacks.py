@@ -839,11 +839,10 @@ class AttackResults:
             + ["per-target AUC"])
     cells = []
     for row in rows:
-      cells.append([row["attack"], f"{row['auc']:.4f}", f"{row['balanced_accuracy']:.4f}"])
-      for f in self.fprs:
-        v = row[f"tpr@{f:g}"]
-        cells[-1].append("n/a" if math.isnan(v) else f"{v * 100:.2f}%")
-      cells[-1].append(f"{row['target_auc_mean']:.4f} ± {row['target_auc_std']:.4f}")
+      tprs = [row[f"tpr@{f:g}"] for f in self.fprs]
+      cells.append([row["attack"], f"{row['auc']:.4f}", f"{row['balanced_accuracy']:.4f}",
+                    *("n/a" if math.isnan(v) else f"{v * 100:.2f}%" for v in tprs),
+                    f"{row['target_auc_mean']:.4f} ± {row['target_auc_std']:.4f}"])
     return formatting.markdown_table(head, cells)
 
   def __str__(self) -> str:
