@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
+from memjax import estimators, formatting, plotting
 from memjax import roc as roc_lib
 from memjax.roc import _take_last
 from memjax.errors import MemjaxError
@@ -186,20 +187,6 @@ def _float_array(name: str, x, ndim: int, shape_doc: str) -> np.ndarray:
   return a
 
 
-def _keep_mask(name: str, keep, shape: tuple[int, int], shape_doc: str) -> np.ndarray:
-  k = np.asarray(keep)
-  if k.dtype != bool:
-    raise MemjaxError(
-        f"{name} must be a bool array {shape_doc} (True = the model trained on the example); got "
-        f"dtype {k.dtype}. If it is a 0/1 mask pass {name}.astype(bool); if it lists example "
-        "indices, build the mask first.")
-  if k.shape != shape:
-    raise MemjaxError(
-        f"{name} has shape {k.shape} but must be {shape_doc} = {shape} to match the statistics "
-        "(same models in the same order, same examples).")
-  return k
-
-
 def _prob_array(name: str, p, shape_doc: str) -> np.ndarray:
   a = np.asarray(p)
   if not np.issubdtype(a.dtype, np.floating):
@@ -338,7 +325,8 @@ def lira(target_stats, shadow_stats, shadow_keep, *, online: bool = True,
   if t.shape != (n, a):
     raise MemjaxError(
         f"target_stats has shape {t.shape} but shadow_stats {s.shape} needs [N, A] = {(n, a)}.")
-  keep = _keep_mask("shadow_keep", shadow_keep, (m, n), "[M, N]")
+  keep = estimators.as_keep_mask(shadow_keep, (m, n), name="shadow_keep",
+                                against="the statistics", integers=False)
   s = s.astype(np.float64)
   t = t.astype(np.float64)
   k_in = keep.sum(axis=0)
@@ -475,7 +463,9 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
     raise MemjaxError("rmia needs at least one population point (target_pop_prob is empty).")
   with np.errstate(divide="ignore"):
     lq, lrq, lz, lrz = np.log(tq), np.log(rq), np.log(tz), np.log(rz)
-  keep = None if ref_keep is None else _keep_mask("ref_keep", ref_keep, (r, n), "[R, N]")
+  keep = None if ref_keep is None else estimators.as_keep_mask(
+      ref_keep, (r, n), name="ref_keep", shape_doc="[R, N]", against="the statistics",
+      integers=False)
   if offline_a is None:
     lpx = _log_mean_exp(lrq, axis=0)
   else:
@@ -798,20 +788,6 @@ class AttackResult:
   scores: np.ndarray | None = None
 
 
-def _nan_to_none(x):
-  if isinstance(x, dict):
-    return {str(k): _nan_to_none(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_nan_to_none(v) for v in x]
-  if isinstance(x, np.ndarray):
-    return _nan_to_none(x.tolist())
-  if isinstance(x, (float, np.floating)):
-    return None if math.isnan(x) else float(x)
-  if isinstance(x, np.integer):
-    return int(x)
-  return x
-
-
 @dataclasses.dataclass
 class AttackResults:
   """Results of :func:`evaluate_attacks`.
@@ -861,15 +837,13 @@ class AttackResults:
       return rows
     head = (["attack", "AUC", "bal. acc."] + [f"TPR@{_pct(f)} FPR" for f in self.fprs]
             + ["per-target AUC"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cells = []
     for row in rows:
-      cells = [row["attack"], f"{row['auc']:.4f}", f"{row['balanced_accuracy']:.4f}"]
-      for f in self.fprs:
-        v = row[f"tpr@{f:g}"]
-        cells.append("n/a" if math.isnan(v) else f"{v * 100:.2f}%")
-      cells.append(f"{row['target_auc_mean']:.4f} ± {row['target_auc_std']:.4f}")
-      lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+      tprs = [row[f"tpr@{f:g}"] for f in self.fprs]
+      cells.append([row["attack"], f"{row['auc']:.4f}", f"{row['balanced_accuracy']:.4f}",
+                    *("n/a" if math.isnan(v) else f"{v * 100:.2f}%" for v in tprs),
+                    f"{row['target_auc_mean']:.4f} ± {row['target_auc_std']:.4f}"])
+    return formatting.markdown_table(head, cells)
 
   def __str__(self) -> str:
     return self.table(markdown=True)
@@ -879,7 +853,8 @@ class AttackResults:
     return {f"mia_auc_{name}": r.per_example_auc for name, r in self.attacks.items()}
 
   def to_dict(self, per_example: bool = False) -> dict:
-    """A JSON-ready dict (NaN -> None); per-example arrays only with ``per_example=True``."""
+    """A JSON-ready dict (NaN -> None, inf kept); per-example arrays only with
+    ``per_example=True``."""
     attacks = {}
     for name, r in self.attacks.items():
       d = {"auc": r.auc, "balanced_accuracy": r.balanced_accuracy,
@@ -890,11 +865,11 @@ class AttackResults:
       if per_example:
         d["per_example_auc"] = r.per_example_auc
       attacks[name] = d
-    return _nan_to_none({
+    return formatting.jsonable({
         "format": "memjax.attack_results/1", "num_models": self.num_models,
         "num_examples": self.num_examples, "num_population": self.num_population,
         "targets": self.targets, "fprs": list(self.fprs), "timings": self.timings,
-        "attacks": attacks})
+        "attacks": attacks}, inf_as_null=False)  # the attacks.json format: inf stays Infinity
 
   def to_json(self, path: str | None = None, *, per_example: bool = False) -> str:
     """The results as JSON (NaN written as null); also written to ``path`` when given."""
@@ -965,7 +940,8 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   """
   stats = _float_array("train_stats", train_stats, 3, "[M, N, A]")
   m, n, _ = stats.shape
-  keep = _keep_mask("keep", keep, (m, n), "[M, N] (models x training examples)")
+  keep = estimators.as_keep_mask(keep, (m, n), shape_doc="[M, N] (models x training examples)",
+                               against="the statistics", integers=False)
   if m < 3:
     raise MemjaxError(
         f"evaluate_attacks needs at least 3 models (a target and 2 shadows); got {m}.")
@@ -1028,7 +1004,7 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
 def plot_roc(results: AttackResults, path: str, *, title: str | None = None) -> str:
   """Log-log ROC curves of every attack in ``results`` with the chance diagonal, saved as PNG.
 
-  Uses matplotlib's Agg canvas directly (no pyplot, no global backend change).
+  Drawn on an Agg canvas by :func:`memjax.plotting.figure` (no pyplot, no global backend change).
 
   Args:
     results: from :func:`evaluate_attacks`.
@@ -1038,11 +1014,7 @@ def plot_roc(results: AttackResults, path: str, *, title: str | None = None) -> 
   Returns:
     path.
   """
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(5.5, 5.0))
-  FigureCanvasAgg(fig)
+  fig = plotting.figure(5.5, 5.0)
   ax = fig.add_subplot()
   lo = 1.0
   for name, r in results.attacks.items():

@@ -83,7 +83,7 @@ from scipy import special as scipy_special
 from scipy import stats as scipy_stats
 
 from memjax import engine as engine_lib
-from memjax import estimators
+from memjax import estimators, formatting
 from memjax import measures as measures_lib
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load
@@ -123,11 +123,7 @@ def _keep_mask(keep, shape: tuple[int, int]) -> np.ndarray:
   """[M, N] bool keep mask (all True when None), checked against the history's [M, N]."""
   if keep is None:
     return np.ones(shape, bool)
-  keep = estimators.as_keep_mask(keep)
-  if keep.shape != shape:
-    raise MemjaxError(f"keep has shape {keep.shape} but the history has {shape[0]} models and "
-                      f"{shape[1]} examples; pass the [M, N] mask of the same run.")
-  return keep
+  return estimators.as_keep_mask(keep, shape, against="the history")
 
 
 def _eval_epochs(eval_epochs, num_evals: int) -> np.ndarray:
@@ -863,18 +859,18 @@ class ProxyComparison:
   info: dict
 
   def markdown(self) -> str:
-    head = ("| proxy | source | models | sign | Spearman rho [95% CI] | wall s | cost vs "
-            "estimator |")
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    """The table in markdown (a "|" in a name, as in "||grad||", is escaped)."""
+    rows = []
     for r in self.rows:
       rho = (f"{r['spearman']:+.3f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
              if np.isfinite(r["spearman"]) else "n/a")
       sign = {1: "+", -1: "-", 0: ""}[r["sign"]]
-      cost = (f"{r['wall_s']:.1f} | {r['cost_ratio']:.2f}x" if r["wall_s"] > 0
-              else "0 (reuses the ensemble) | 0")
-      name = r["proxy"].replace("|", "\\|")  # "||grad||" must not split the table's cells
-      lines.append(f"| {name} | {r['source']} | {r['models']} | {sign} | {rho} | {cost} |")
-    return "\n".join(lines)
+      cost = ((f"{r['wall_s']:.1f}", f"{r['cost_ratio']:.2f}x") if r["wall_s"] > 0
+              else ("0 (reuses the ensemble)", "0"))
+      rows.append([r["proxy"], r["source"], r["models"], sign, rho, *cost])
+    return formatting.markdown_table(("proxy", "source", "models", "sign",
+                                      "Spearman rho [95% CI]", "wall s", "cost vs estimator"),
+                                     rows)
 
 
 def compare_proxies(data: Any = "digits", config: TrainConfig | None = None, *,

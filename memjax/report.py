@@ -31,7 +31,6 @@ import base64
 import csv
 import dataclasses
 import html
-import io
 import json
 import math
 import os
@@ -40,13 +39,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from memjax import estimators
+from memjax import estimators, plotting
 from memjax.errors import MemjaxError
+from memjax.formatting import markdown_table  # noqa: F401 (kept as report.markdown_table)
+from memjax.plotting import figure_png  # noqa: F401 (kept as report.figure_png)
 
 THRESHOLD = estimators.DEFAULT_THRESHOLD  # Feldman & Zhang's threshold for "memorized"
 REPORT_NAME = "report.html"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_DPI = 110
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,12 +210,10 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
   (train - test accuracy); ``mean_memorization`` and ``memorized`` (examples with memorization
   >= threshold) from the correctness after that epoch.
   """
-  keep = np.asarray(records.keep)
-  mean_mem, memorized = [], []
-  for t in range(len(records.eval_epochs)):
-    mem = estimators.memorization(np.asarray(records.train_correct[t]), keep)
-    mean_mem.append(float(np.nanmean(mem)) if np.isfinite(mem).any() else math.nan)
-    memorized.append(estimators.count_memorized(mem, threshold))
+  hist = estimators.memorization_history(records.train_correct, records.keep)  # [T, N]
+  finite = np.isfinite(hist).any(-1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    mean_mem = np.where(finite, np.nansum(hist, -1) / np.isfinite(hist).sum(-1), math.nan)
   train = records.train_accuracy().mean(-1)
   test = records.test_accuracy().mean(-1)
   return {
@@ -224,8 +222,8 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
       "heldout_accuracy": records.heldout_accuracy().mean(-1),
       "test_accuracy": test,
       "gap": train - test,
-      "mean_memorization": np.asarray(mean_mem),
-      "memorized": np.asarray(memorized, np.int64),
+      "mean_memorization": mean_mem,
+      "memorized": estimators.is_memorized(hist, threshold).sum(-1).astype(np.int64),
   }
 
 
@@ -273,20 +271,6 @@ def _label_name(label: int, class_names, prefix: bool = False) -> str:
   return f"label {label}" if prefix else str(label)
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:
-  """A GitHub-flavoured markdown table (floats with ``digits`` decimals, NaN as n/a).
-
-  >>> print(markdown_table(["model", "acc"], [["mlp", 0.91234]], digits=2))
-  | model | acc |
-  |---|---|
-  | mlp | 0.91 |
-  """
-  cell = lambda v: _fmt(float(v), digits) if isinstance(v, (float, np.floating)) else str(v)
-  lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-  return "\n".join(lines)
-
-
 def score_rows(scores: dict[str, np.ndarray], index: Sequence[int],
                columns: Sequence[str] = ("index", "label", "memorization", "memorization_se",
                                          "cscore", "in_accuracy", "out_accuracy")) -> list:
@@ -300,22 +284,6 @@ def score_rows(scores: dict[str, np.ndarray], index: Sequence[int],
 # ----------------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float):
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(width, height))
-  FigureCanvasAgg(fig)
-  return fig
-
-
-def figure_png(fig, dpi: int = _DPI) -> bytes:
-  """The PNG bytes of a matplotlib Figure."""
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=dpi)
-  return buf.getvalue()
-
-
 def figure_histogram(memorization: np.ndarray, threshold: float = THRESHOLD, title: str = ""):
   """Histogram of memorization scores, bars at or above ``threshold`` highlighted.
 
@@ -326,7 +294,7 @@ def figure_histogram(memorization: np.ndarray, threshold: float = THRESHOLD, tit
   """
   mem = np.asarray(memorization, np.float64)
   mem = mem[np.isfinite(mem)]
-  fig = _figure(7.5, 3.6)
+  fig = plotting.figure(7.5, 3.6)
   ax = fig.add_subplot()
   lo = min(-0.1, math.floor(mem.min() * 20) / 20) if mem.size else -0.1
   bins = np.arange(lo, 1.0 + 1e-9 + 0.05, 0.05) - 0.025
@@ -367,7 +335,7 @@ def figure_examples(images: np.ndarray, captions: Sequence[str], title: str, nco
   cell_w, cell_h = w + pad_x, h + pad_top + pad_bottom
   mosaic = np.ones((nrows * cell_h, ncols * cell_w, 3), np.float32)
   height = 1.55 * nrows + 0.45
-  fig = _figure(1.3 * ncols, height)
+  fig = plotting.figure(1.3 * ncols, height)
   ax = fig.add_axes((0.005, 0.005, 0.99, 1 - 0.5 / height))
   for j in range(k):
     row, col = divmod(j, ncols)
@@ -390,7 +358,7 @@ def figure_scatter(cscore: np.ndarray, memorization: np.ndarray, labels: np.ndar
   """
   cs, mem = np.asarray(cscore, np.float64), np.asarray(memorization, np.float64)
   ok = np.isfinite(cs) & np.isfinite(mem)
-  fig = _figure(6.0, 4.4)
+  fig = plotting.figure(6.0, 4.4)
   ax = fig.add_subplot()
   rng = np.random.default_rng(0)  # jitter: many points share the same few values
   jitter = lambda n: rng.uniform(-0.008, 0.008, n)
@@ -424,7 +392,7 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 def figure_epochs(table: dict[str, np.ndarray], threshold: float = THRESHOLD):
   """Per-epoch curves from :func:`epoch_table`: accuracies (left), memorization (right)."""
   epochs = table["epoch"]
-  fig = _figure(10.0, 3.7)
+  fig = plotting.figure(10.0, 3.7)
   ax = fig.add_subplot(1, 2, 1)
   ax.plot(epochs, table["train_accuracy"], "o-", ms=3, label="train (own subset)")
   ax.plot(epochs, table["heldout_accuracy"], "s-", ms=3, label="held-out train examples")
@@ -451,7 +419,7 @@ def figure_epochs(table: dict[str, np.ndarray], threshold: float = THRESHOLD):
 
 def figure_roc(attacks: dict[str, Any], title: str = ""):
   """Log-log ROC curves from a parsed ``attacks.json`` (its per-attack ``roc`` curves)."""
-  fig = _figure(5.5, 5.0)
+  fig = plotting.figure(5.5, 5.0)
   ax = fig.add_subplot()
   lo = 1.0
   for name, a in attacks.get("attacks", {}).items():
@@ -480,7 +448,7 @@ def figure_roc(attacks: dict[str, Any], title: str = ""):
 def figure_vulnerability(memorization: np.ndarray, columns: dict[str, np.ndarray]):
   """Memorization against each attack's per-example AUC (``mia_auc_<attack>`` columns)."""
   mem = np.asarray(memorization, np.float64)
-  fig = _figure(6.0, 4.2)
+  fig = plotting.figure(6.0, 4.2)
   ax = fig.add_subplot()
   for name, auc in columns.items():
     ok = np.isfinite(mem) & np.isfinite(auc)

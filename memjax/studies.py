@@ -25,7 +25,8 @@ training fields (e.g. ``memjax.PRESETS["back_to_fundamentals"]``).
 Runs with equal data and configuration are cached in-process (:func:`clear_cache`), so running
 several studies in one process (``memjax study all``) trains each ensemble once.
 
-Counts carry a bootstrap standard error over models (:func:`memorized_count_se`).
+Counts carry a bootstrap standard error over models
+(:func:`memjax.estimators.memorized_count_se`).
 
 Command line (wired as ``memjax study NAME``): :func:`add_study_parser`, :func:`cmd_study`.
 """
@@ -46,10 +47,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from memjax import estimators
+from memjax import estimators, formatting, plotting
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load, spec_slug
 from memjax.errors import MemjaxError
+# Estimators that once lived here; still importable from memjax.studies.
+from memjax.estimators import (memorization_history, memorized_count_se,  # noqa: F401
+                               null_memorized_count)
 
 THRESHOLD = estimators.DEFAULT_THRESHOLD
 STUDIES = ("model_size", "epochs", "transient", "gap", "natural_vs_artificial")
@@ -172,11 +176,9 @@ class StudyResult:
 
   def markdown(self) -> str:
     lines = [f"# {self.name}", "", self.description, "",
-             "| " + " | ".join(self.columns) + " |",
-             "|" + "---|" * len(self.columns)]
-    for r in self.rows:
-      lines.append("| " + " | ".join(_fmt(r[k]) for k in self.columns) + " |")
-    lines += ["", "Headline: `" + json.dumps(_jsonable(self.headline)) + "`"]
+             formatting.markdown_table(self.columns,
+                                       [[_fmt(r[k]) for k in self.columns] for r in self.rows]),
+             "", "Headline: `" + json.dumps(formatting.jsonable(self.headline)) + "`"]
     if self.notes:
       lines += [""] + [f"- {n}" for n in self.notes]
     return "\n".join(lines) + "\n"
@@ -192,7 +194,7 @@ class StudyResult:
     with open(paths["md"], "w") as f:
       f.write(self.markdown())
     with open(paths["json"], "w") as f:
-      json.dump(_jsonable(self.headline), f, indent=1)
+      json.dump(formatting.jsonable(self.headline), f, indent=1)
     self.plot(paths["png"])
     return paths
 
@@ -203,7 +205,7 @@ def _plain(v):
   if isinstance(v, (np.floating, float)):
     return float(v)
   if isinstance(v, (list, tuple, dict)):
-    return json.dumps(_jsonable(v))
+    return json.dumps(formatting.jsonable(v))
   return v
 
 
@@ -218,31 +220,8 @@ def _fmt(v) -> str:
       return "n/a"
     return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
   if isinstance(v, (list, tuple, dict)):
-    return json.dumps(_jsonable(v))
+    return json.dumps(formatting.jsonable(v))
   return str(v)
-
-
-def _jsonable(obj):
-  if isinstance(obj, dict):
-    return {str(k): _jsonable(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
-  if isinstance(obj, np.ndarray):
-    return _jsonable(obj.tolist())
-  if isinstance(obj, (np.bool_, bool)):
-    return bool(obj)
-  if isinstance(obj, np.integer):
-    return int(obj)
-  if isinstance(obj, (np.floating, float)):
-    return float(obj) if math.isfinite(float(obj)) else None
-  return obj
-
-
-def _figure(ncols: int = 1, width: float = 5.0, height: float = 3.8):
-  from matplotlib.figure import Figure
-  fig = Figure(figsize=(width * ncols, height), layout="constrained")
-  axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-  return fig, axes
 
 
 # ---- shared pieces ------------------------------------------------------------------------------
@@ -350,98 +329,6 @@ def _positive(name: str, value):
   return value
 
 
-def memorization_history(correct, keep) -> np.ndarray:
-  """Memorization after every evaluation, vectorised over evaluations.
-
-  Args:
-    correct: [T, M, N] bool correctness per evaluation (``records.train_correct``).
-    keep: [M, N] bool.
-
-  Returns:
-    [T, N] float64, row t = ``memorization(correct[t], keep)`` (NaN without IN or OUT models).
-  """
-  c = np.asarray(correct)
-  k = np.asarray(keep, bool)
-  if c.ndim != 3 or c.shape[1:] != k.shape:
-    raise MemjaxError(f"correct must be [T, M, N] matching keep [M, N]={k.shape}; got "
-                      f"{c.shape}.")
-  n_in = k.sum(0)
-  n_out = k.shape[0] - n_in
-  hits_in = (c & k).sum(1)
-  hits_all = c.sum(1)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    mem = hits_in / n_in - (hits_all - hits_in) / n_out
-  return np.where((n_in > 0) & (n_out > 0), mem, np.nan)
-
-
-def memorized_count_se(correct, keep, threshold: float = THRESHOLD, n_boot: int = 100,
-                       seed: int = 0) -> np.ndarray:
-  """Bootstrap (over models) standard error of the number of memorized examples.
-
-  Models are resampled with replacement (each model's subset and randomness are independent
-  draws); every resample recomputes all scores and the count.
-
-  Args:
-    correct: [T, M, N] (or [M, N]) bool correctness.
-    keep: [M, N] bool.
-    threshold: score at which an example counts as memorized.
-    n_boot: bootstrap resamples.
-    seed: resampling seed.
-
-  Returns:
-    [T] standard errors (a float for [M, N] input).
-  """
-  c = np.asarray(correct, bool)
-  single = c.ndim == 2
-  c = c[None] if single else c
-  k = np.asarray(keep, bool)
-  m = k.shape[0]
-  rng = np.random.default_rng(seed)
-  w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float32)  # [B, M]
-  kf = k.astype(np.float32)
-  n_in = w @ kf
-  n_out = w @ (1 - kf)
-  hits_in = np.einsum("bm,tmn->btn", w, (c & k).astype(np.float32))
-  hits_all = np.einsum("bm,tmn->btn", w, c.astype(np.float32))
-  with np.errstate(invalid="ignore", divide="ignore"):
-    mem = hits_in / n_in[:, None] - (hits_all - hits_in) / n_out[:, None]
-  counts = estimators.is_memorized(mem, threshold).sum(-1)  # [B, T]
-  se = counts.std(0, ddof=1)
-  return float(se[0]) if single else se
-
-
-def null_memorized_count(correct, keep, threshold: float = THRESHOLD, n_perm: int = 4,
-                         seed: int = 0) -> np.ndarray:
-  """Memorized count expected from estimation noise alone (a permutation null).
-
-  Each example's IN/OUT labels are shuffled across models (its number of IN models is kept), so
-  IN and OUT models no longer differ in anything but chance; the count of scores >= threshold
-  is averaged over ``n_perm`` shuffles. Counts near this floor are noise, not memorization.
-
-  Args:
-    correct: [T, M, N] (or [M, N]) bool correctness.
-    keep: [M, N] bool.
-    threshold: memorization threshold.
-    n_perm: shuffles averaged.
-    seed: shuffle seed.
-
-  Returns:
-    [T] mean null counts (a float for [M, N] input).
-  """
-  c = np.asarray(correct, bool)
-  single = c.ndim == 2
-  c = c[None] if single else c
-  k = np.asarray(keep, bool)
-  rng = np.random.default_rng(seed)
-  counts = np.zeros(c.shape[0])
-  for _ in range(n_perm):
-    shuffled = np.take_along_axis(k, np.argsort(rng.random(k.shape), axis=0), axis=0)
-    hist = memorization_history(c, shuffled)
-    counts += estimators.is_memorized(hist, threshold).sum(-1)
-  counts /= n_perm
-  return float(counts[0]) if single else counts
-
-
 def _mean_sd(x) -> tuple[float, float]:
   x = np.asarray(x, np.float64)
   x = x[np.isfinite(x)]
@@ -536,7 +423,7 @@ def model_size(data: Any = "digits", *, scale: str = "default", families=None,
   headline["wall_s"] = time.perf_counter() - t0
 
   def plot(path):
-    fig, (ax1, ax2) = _figure(2)
+    fig, (ax1, ax2) = plotting.subplots(2)
     for fam in headline["families"]:
       fr = sorted([r for r in rows if r["family"] == fam], key=lambda r: r["params"])
       p = [r["params"] for r in fr]
@@ -579,7 +466,7 @@ def detect_stages(epochs, counts, counts_se=None, none_fraction: float = 0.1,
     counts: [T] memorized counts.
     counts_se: optional [T] standard errors of the counts.
     null_counts: optional [T] counts that estimation noise alone gives
-      (:func:`null_memorized_count`).
+      (:func:`memjax.estimators.null_memorized_count`).
 
   Returns:
     {"stage": [T] labels, "none": [first, last] epochs or None, "rise": [...], "fall": [...] or
@@ -670,7 +557,7 @@ def epochs(data: Any = "digits", *, scale: str = "default", arch: Arch | None = 
                   threshold=threshold, wall_s=time.perf_counter() - t0, train_wall_s=wall)
 
   def plot(path):
-    fig, (ax,) = _figure(1, 6.5, 4)
+    fig, (ax,) = plotting.subplots(1, 6.5, 4)
     colors = {"none": "#dddddd", "rise": "#fde0c5", "fall": "#c6e2f5", "plateau": "#eeeeee"}
     for t, s in enumerate(stages["stage"]):
       ax.axvspan(ep[t] - 0.5, ep[t] + 0.5, color=colors[s], lw=0)
@@ -766,7 +653,7 @@ def transient(data: Any = "digits", *, scale: str = "default", small: Arch | Non
   headline["wall_s"] = time.perf_counter() - t0
 
   def plot(path):
-    fig, axes = _figure(2)
+    fig, axes = plotting.subplots(2)
     bins = np.linspace(-0.5, 1.0, 31)
     for ax, (kind, a, b, la, lb) in zip(axes, (
         ("model-wise", mem_s, mem_l, arch_label(small), arch_label(large)),
@@ -827,7 +714,7 @@ def gap(data: Any = "digits", *, scale: str = "default", families=None,
   counts = np.array([r["memorized"] for r in rows])
 
   def plot(path):
-    fig, (ax,) = _figure(1, 6, 4.2)
+    fig, (ax,) = plotting.subplots(1, 6, 4.2)
     for fam in per_family:
       fr = [r for r in rows if r["family"] == fam]
       ax.errorbar([r["gap"] for r in fr], [r["memorized"] for r in fr],
@@ -975,7 +862,7 @@ def natural_vs_artificial(data: Any = "digits", *, scale: str = "default", archs
   headline["wall_s"] = time.perf_counter() - t0
 
   def plot(path):
-    fig, (ax1, ax2) = _figure(2)
+    fig, (ax1, ax2) = plotting.subplots(2)
     for i, gname in enumerate(GROUP_NAMES):
       params = [curves[l][0] for l in labels]
       ax1.plot(params, [curves[l][2][gname][0][-1] for l in labels], marker="o",

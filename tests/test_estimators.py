@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import memjax
 from memjax import estimators
@@ -20,19 +21,26 @@ def reference_memorization(correct, keep):
   return out, se
 
 
-def random_records(m=40, n=60, seed=0, prob=False):
+def random_records(m=40, n=60, seed=0, prob=False, kind=None):
+  """(values [m, n], keep [m, n]); kind: None/"bool", "prob", "log_prob" (real, negative),
+  "count" (integers)."""
+  kind = kind or ("prob" if prob else "bool")
   rng = np.random.default_rng(seed)
   keep = rng.random((m, n)) < 0.5
   p = rng.random(n)
   correct = rng.random((m, n)) < np.where(keep, 0.5 + p / 2, p)
-  if prob:
+  if kind == "prob":
     correct = np.clip(correct + rng.normal(0, 0.1, (m, n)), 0, 1)
+  elif kind == "log_prob":
+    correct = np.log(np.clip(correct + rng.normal(0, 0.2, (m, n)), 1e-6, 1))
+  elif kind == "count":
+    correct = correct * rng.integers(0, 7, (m, n))
   return correct, keep
 
 
-@pytest.mark.parametrize("prob", [False, True])
-def test_memorization_matches_numpy_loop(prob):
-  correct, keep = random_records(prob=prob)
+@pytest.mark.parametrize("kind", ["bool", "prob", "log_prob", "count"])
+def test_memorization_matches_numpy_loop(kind):
+  correct, keep = random_records(kind=kind)
   keep[:, 0] = True  # no OUT models -> NaN
   keep[:, 1] = False  # no IN models -> NaN
   ref, ref_se = reference_memorization(correct, keep)
@@ -109,9 +117,11 @@ def test_count_memorized_ignores_nan():
 
 @pytest.mark.parametrize("correct, keep, message", [
     (np.ones((3, 4)), np.ones((3, 4)) * 0.5, "boolean"),
+    (np.ones((3, 4)), np.full((3, 4), 2), "values other than 0 and 1"),
     (np.ones((2, 4)), np.ones((3, 4), bool), "same number of models"),
-    (np.ones((3, 4)) * 2, np.ones((3, 4), bool), r"\[0, 1\]"),
     (np.ones(4), np.ones((3, 4), bool), "same number of models"),
+    (np.ones((3, 4)) * 1j, np.ones((3, 4), bool), "complex"),
+    (np.full((3, 4), "a"), np.ones((3, 4), bool), "must hold numbers"),
 ])
 def test_bad_inputs(correct, keep, message):
   with pytest.raises(MemjaxError, match=message):
@@ -122,3 +132,157 @@ def test_groups_validation():
   correct, keep = random_records()
   with pytest.raises(MemjaxError, match="groups"):
     estimators.cscore(correct, keep, groups=np.zeros(3, int))
+
+
+# ---- real-valued measures (counterfactual memorization) ----------------------------------------
+def test_binary_values_keep_the_normal_interval():
+  # bool, 0/1 integers and 0/1 floats are binary: mem +- 1.96 se, whatever the dtype.
+  correct, keep = random_records()
+  mem, se = memjax.memorization(correct, keep), memjax.memorization_se(correct, keep)
+  z = 1.959963984540054
+  for values in (correct, correct.astype(np.int8), correct.astype(np.float32)):
+    lo, hi = memjax.memorization_ci(values, keep)
+    np.testing.assert_array_equal(lo, mem - z * se)
+    np.testing.assert_array_equal(hi, mem + z * se)
+
+
+def welch_reference(values, keep, i, level=0.95):
+  """Plain numpy Welch statistics of example i: (estimate, se, df, low, high)."""
+  a, b = values[keep[:, i], i].astype(float), values[~keep[:, i], i].astype(float)
+  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  se = np.sqrt(va + vb)
+  df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+  q = stats.t.ppf(0.5 + level / 2, df)
+  est = a.mean() - b.mean()
+  return est, se, df, est - q * se, est + q * se
+
+
+@pytest.mark.parametrize("kind", ["prob", "log_prob", "count"])
+def test_real_values_welch_interval_matches_loop_and_scipy(kind):
+  values, keep = random_records(m=30, n=40, seed=3, kind=kind)
+  est = memjax.memorization(values, keep)
+  se = memjax.memorization_se(values, keep)
+  _, _, df = estimators._welch(values.astype(float), keep)
+  for level in (0.95, 0.8):
+    lo, hi = memjax.memorization_ci(values, keep, level=level)
+    for i in range(keep.shape[1]):
+      ref = welch_reference(values, keep, i, level)
+      np.testing.assert_allclose([est[i], se[i], df[i], lo[i], hi[i]], ref, rtol=1e-10)
+      # scipy's Welch test: statistic = estimate / se, the same df and interval.
+      res = stats.ttest_ind(values[keep[:, i], i], values[~keep[:, i], i], equal_var=False)
+      np.testing.assert_allclose(se[i], est[i] / res.statistic, rtol=1e-10)
+      np.testing.assert_allclose(df[i], res.df, rtol=1e-10)
+      ci = res.confidence_interval(confidence_level=level)
+      np.testing.assert_allclose([lo[i], hi[i]], [ci.low, ci.high], rtol=1e-10)
+  # The t interval is wider than the normal one with the same standard error.
+  lo, hi = memjax.memorization_ci(values, keep)
+  z_lo, z_hi = memjax.confidence_interval(est, se)
+  assert np.all(lo < z_lo) and np.all(hi > z_hi)
+
+
+def test_welch_interval_degenerate_cases():
+  keep = np.array([[1, 1, 1], [1, 1, 0], [0, 1, 0], [0, 1, 0]], bool)
+  values = np.array([[2.0, 1.0, 5.0], [2.0, 2.0, 7.0], [0.5, 3.0, 1.0], [0.5, 4.0, 2.5]])
+  lo, hi = memjax.memorization_ci(values, keep)
+  # Example 0: no spread on either side -> the interval is the point 1.5.
+  assert lo[0] == hi[0] == 1.5
+  # Example 1: no OUT model; example 2: one IN model -> no standard error, no interval.
+  assert np.isnan([lo[1], hi[1], lo[2], hi[2]]).all()
+  assert np.isnan(memjax.memorization_se(values, keep)[1:]).all()
+
+
+def construct(m, n, seed):
+  """values = base_i + delta_i * keep + Gaussian noise whose sd differs between IN and OUT
+  models, with exactly m / 2 IN models per example. Returns (values, keep, base, delta)."""
+  rng = np.random.default_rng(seed)
+  keep = rng.permuted(np.repeat([[True], [False]], m // 2, axis=0) * np.ones((1, n), bool),
+                      axis=0)
+  base, delta = rng.normal(-2, 1, n), rng.uniform(0, 3, n)
+  sd = np.where(keep, 0.3, 1.0) * rng.uniform(0.5, 2, n)
+  return base + delta * keep + sd * rng.standard_normal((m, n)), keep, base, delta
+
+
+def test_real_values_known_by_construction():
+  # With 200 models the estimate recovers delta_i within a few SE for every example, and the
+  # C-score (the OUT mean) recovers base_i.
+  values, keep, base, delta = construct(200, 500, seed=6)
+  est, se = memjax.memorization(values, keep), memjax.memorization_se(values, keep)
+  assert np.all(np.abs(est - delta) < 5 * se)
+  assert abs(np.mean((est - delta) / se)) < 4 / np.sqrt(500)
+  np.testing.assert_allclose(np.std((est - delta) / se), 1, atol=0.1)
+  cs, cs_se = memjax.cscore(values, keep), memjax.cscore_se(values, keep)
+  assert np.all(np.abs(cs - base) < 5 * cs_se)
+
+
+def test_welch_interval_coverage():
+  # Monte Carlo over 4,000 synthetic examples with 6 IN and 6 OUT models each: the 95% Welch
+  # interval covers the true delta_i 95% of the time (fixed seed: 0.9505); the normal interval
+  # with the same SE under-covers (0.90).
+  values, keep, _, delta = construct(12, 4000, seed=7)
+  est, se = memjax.memorization(values, keep), memjax.memorization_se(values, keep)
+  lo, hi = memjax.memorization_ci(values, keep)
+  coverage = np.mean((lo <= delta) & (delta <= hi))
+  assert 0.93 <= coverage <= 0.97, coverage
+  z_lo, z_hi = memjax.confidence_interval(est, se)
+  assert np.mean((z_lo <= delta) & (delta <= z_hi)) < coverage - 0.03
+
+
+def test_influence_of_real_values_matches_loop():
+  rng = np.random.default_rng(2)
+  keep = rng.random((25, 10)) < 0.5
+  values_test = rng.normal(size=(25, 6))
+  infl = memjax.influence(values_test, keep)
+  for i in range(10):
+    np.testing.assert_allclose(infl[:, 0][i], values_test[keep[:, i], 0].mean()
+                               - values_test[~keep[:, i], 0].mean())
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("fn", [memjax.memorization, memjax.memorization_se,
+                                memjax.memorization_ci, memjax.cscore, memjax.cscore_se])
+def test_non_finite_values_raise(fn, bad):
+  values, keep = random_records(kind="log_prob")
+  values[3, 7] = bad
+  with pytest.raises(MemjaxError, match=r"non-finite values.*model 3, example 7.*clip"):
+    fn(values, keep)
+
+
+def test_non_finite_test_values_raise():
+  values, keep = random_records(kind="log_prob")
+  test = values[:, :5].copy()
+  test[1, 2] = np.nan
+  with pytest.raises(MemjaxError, match="values_test has 1 non-finite.*model 1, test example 2"):
+    memjax.influence(test, keep)
+
+
+def test_keep_mask_validator():
+  keep = np.array([[1, 0], [0, 1]])
+  assert estimators.as_keep_mask(keep).dtype == bool
+  assert estimators.as_keep_mask(keep, (2, 2)).tolist() == [[True, False], [False, True]]
+  with pytest.raises(MemjaxError, match=r"ref_keep must be a boolean \[R, N\] mask.*"
+                     r"ref_keep.astype\(bool\)"):
+    estimators.as_keep_mask(keep, name="ref_keep", shape_doc="[R, N]", integers=False)
+  with pytest.raises(MemjaxError, match=r"keep has shape \(2, 2\) but must be \[M, N\] = "
+                     r"\(2, 3\) to match the history"):
+    estimators.as_keep_mask(keep, (2, 3), against="the history")
+
+
+def test_memorization_history_of_real_values_and_compatibility():
+  rng = np.random.default_rng(4)
+  keep = rng.random((12, 20)) < 0.5
+  keep[:, 0] = True
+  values = rng.normal(size=(3, 12, 20))
+  hist = estimators.memorization_history(values, keep)
+  for t in range(3):
+    np.testing.assert_allclose(hist[t], memjax.memorization(values[t], keep), rtol=1e-12,
+                               atol=1e-14, equal_nan=True)
+  correct = values > 0
+  np.testing.assert_array_equal(estimators.memorization_history(correct, keep)[1],
+                                memjax.memorization(correct[1], keep))  # bit for bit
+  values[2, 5, 7] = np.nan
+  with pytest.raises(MemjaxError, match="evaluation 2, model 5, example 7"):
+    estimators.memorization_history(values, keep)
+  # The per-epoch estimators moved here from memjax.studies, which still exports them.
+  from memjax import studies
+  for name in ("memorization_history", "memorized_count_se", "null_memorized_count"):
+    assert getattr(studies, name) is getattr(estimators, name)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import types
 
 import numpy as np
 import pytest
@@ -172,6 +173,30 @@ def test_epoch_table_matches_the_estimators(image_run):
   assert table["memorized"][-1] == memjax.count_memorized(final)
   np.testing.assert_allclose(table["mean_memorization"][-1], np.nanmean(final))
   np.testing.assert_allclose(table["test_accuracy"], run.records.test_accuracy().mean(-1))
+
+
+def test_epoch_table_equals_the_per_epoch_loop():
+  # The vectorised table against the loop it replaced: one estimators.memorization per epoch.
+  rng = np.random.default_rng(0)
+  t, m, n = 4, 10, 30
+  keep = rng.random((m, n)) < 0.5
+  keep[:, 0], keep[:, 1] = True, False  # NaN scores for examples 0 and 1
+  correct = rng.random((t, m, n)) < np.where(keep, 0.8, 0.5)
+  records = types.SimpleNamespace(
+      keep=keep, eval_epochs=np.arange(1, t + 1), train_correct=correct,
+      train_accuracy=lambda: np.ones((t, m)), heldout_accuracy=lambda: np.ones((t, m)),
+      test_accuracy=lambda: np.ones((t, m)))
+  for threshold in (0.25, 0.1):
+    table = report.epoch_table(records, threshold)
+    mems = [memjax.memorization(correct[e], keep) for e in range(t)]
+    np.testing.assert_array_equal(table["mean_memorization"], [np.nanmean(x) for x in mems])
+    np.testing.assert_array_equal(table["memorized"],
+                                  [memjax.count_memorized(x, threshold) for x in mems])
+    assert table["memorized"].dtype == np.int64
+  # No example with both IN and OUT models: every score NaN, the mean n/a, nothing memorized.
+  records.keep = np.ones((m, n), bool)
+  table = report.epoch_table(records)
+  assert np.isnan(table["mean_memorization"]).all() and table["memorized"].tolist() == [0] * t
 
 
 def test_display_images_scales_to_unit_range():

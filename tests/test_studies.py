@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import stats
 
 import memjax
-from memjax import cli, estimators, studies
+from memjax import cli, estimators, formatting, plotting, studies
 from memjax.errors import MemjaxError
 
 MLP8, MLP16, MLP64 = studies._mlp(8), studies._mlp(16), studies._mlp(64)
@@ -306,7 +306,7 @@ def assert_csv_round_trips(result, path):
       elif isinstance(v, (float, np.floating)):
         np.testing.assert_equal(float(got[k]), float(v))  # exact repr, NaN == NaN
       elif isinstance(v, (list, tuple, dict)):
-        assert json.loads(got[k]) == studies._jsonable(v)
+        assert json.loads(got[k]) == formatting.jsonable(v)
       else:
         assert got[k] == str(v)
 
@@ -324,7 +324,7 @@ def assert_png(path, min_size=(300, 200)):
 
 def test_study_result_save_synthetic(tmp_path):
   def plot(path):
-    fig, (ax,) = studies._figure(1)
+    fig, (ax,) = plotting.subplots(1)
     ax.plot([0, 1], [1, 0])
     fig.savefig(path, dpi=100)
 
@@ -523,7 +523,7 @@ def test_study_save_writes_files(results, name, tmp_path):
                                                  "table.md"]
   assert_csv_round_trips(res, paths["csv"])
   with open(paths["json"]) as f:
-    assert json.load(f) == json.loads(json.dumps(studies._jsonable(res.headline)))
+    assert json.load(f) == json.loads(json.dumps(formatting.jsonable(res.headline)))
   md = open(paths["md"]).read()
   assert md.startswith(f"# {name}\n") and md.count("\n|") == len(res.rows) + 2
   assert_png(paths["png"])

@@ -1,0 +1,47 @@
+"""Matplotlib figures on the Agg canvas: the one place memjax makes a figure.
+
+Every plot of the report, the studies and the attacks starts here. A figure is a
+``matplotlib.figure.Figure`` with its own ``FigureCanvasAgg``: pyplot is never imported, so no
+global backend is chosen or changed and nothing is drawn on screen; the caller saves it
+(``fig.savefig(path, dpi=...)``) or takes its PNG bytes (:func:`figure_png`).
+
+>>> fig, (ax,) = subplots(1)
+>>> _ = ax.plot([0, 1], [1, 0])
+>>> figure_png(fig)[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+True
+"""
+
+from __future__ import annotations
+
+import io
+
+DPI = 110  # the resolution of the report's and the studies' figures
+
+
+def figure(width: float, height: float, *, layout: str | None = None):
+  """An empty Figure of ``width`` x ``height`` inches with an Agg canvas (no pyplot).
+
+  Args:
+    width, height: size in inches.
+    layout: matplotlib's layout engine, e.g. ``"constrained"``; None for none (the default).
+  """
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(width, height), layout=layout)
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def subplots(ncols: int = 1, width: float = 5.0, height: float = 3.8):
+  """(Figure, [ncols] Axes): one row of ``ncols`` axes, each ``width`` inches wide, constrained
+  layout (the studies' plots)."""
+  fig = figure(width * ncols, height, layout="constrained")
+  return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
+
+def figure_png(fig, dpi: int = DPI) -> bytes:
+  """The PNG bytes of a matplotlib Figure."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=dpi)
+  return buf.getvalue()
