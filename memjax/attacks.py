@@ -41,6 +41,7 @@ import scipy.special
 
 from memjax import estimators, formatting, plotting
 from memjax import roc as roc_lib
+from memjax.measures import lira_statistic  # noqa: F401 (re-exported: defined once there)
 from memjax.roc import _take_last
 from memjax.errors import MemjaxError
 
@@ -71,63 +72,8 @@ _BATCH_ELEMENTS = 1 << 21
 
 
 # ----------------------------------------------------------------------------------------------
-# The statistic
+# The statistic (memjax.measures.lira_statistic computes it; these convert it)
 # ----------------------------------------------------------------------------------------------
-
-
-def lira_statistic(logits, labels) -> jax.Array:
-  """The LiRA statistic phi = log p_y - log(sum_{j != y} p_j), computed stably from logits.
-
-  With p = softmax(l), phi = l_y - logsumexp_{j != y} l_j exactly; this form neither overflows
-  nor saturates (a margin of 1000 gives ~1000, where log(p_y) - log(1 - p_y) in float64 stops at
-  +-36 and the reference's +1e-45 guard at +-103.6). phi is the logit of the true-class
-  probability: p_y = sigmoid(phi). Works on numpy and jax arrays and inside ``jax.jit``
-  (validation of label values only runs on concrete arrays).
-
-  Args:
-    logits: [..., C] float, C >= 2 classes (float16/bfloat16 are promoted to float32).
-    labels: [...] int, true classes in [0, C).
-
-  Returns:
-    [...] float32 jax array.
-
-  Example:
-    >>> import numpy as np
-    >>> phi = lira_statistic(np.array([[1., 2., -3.], [-1., 1., 0.]]), np.array([1, 2]))
-    >>> np.round(np.asarray(phi, np.float64), 5).tolist()
-    [0.98185, -1.12693]
-    >>> round(float(lira_statistic(np.array([1000., 0., 0.]), np.array(0))), 3)  # 1000 - log 2
-    999.307
-  """
-  logits = jnp.asarray(logits)
-  labels = jnp.asarray(labels)
-  if logits.ndim < 1 or not jnp.issubdtype(logits.dtype, jnp.floating):
-    raise MemjaxError(
-        f"lira_statistic: logits must be a float array [..., C]; got dtype {logits.dtype}, "
-        f"shape {logits.shape}.")
-  if not jnp.issubdtype(labels.dtype, jnp.integer):
-    raise MemjaxError(
-        f"lira_statistic: labels must be integer class indices; got dtype {labels.dtype}. "
-        "Convert one-hot labels with argmax(axis=-1).")
-  num_classes = logits.shape[-1]
-  if num_classes < 2:
-    raise MemjaxError(f"lira_statistic needs at least 2 classes; logits have C = {num_classes}.")
-  if labels.shape != logits.shape[:-1]:
-    raise MemjaxError(
-        f"lira_statistic: labels shape {labels.shape} must equal logits shape without the class "
-        f"axis, {logits.shape[:-1]}.")
-  if not isinstance(labels, jax.core.Tracer) and labels.size:
-    lab = np.asarray(labels)
-    if lab.min() < 0 or lab.max() >= num_classes:
-      raise MemjaxError(
-          f"lira_statistic: labels must lie in [0, {num_classes}); got values in "
-          f"[{lab.min()}, {lab.max()}].")
-  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
-  labels = labels.astype(jnp.int32)
-  l_y = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
-  is_label = labels[..., None] == jnp.arange(num_classes, dtype=jnp.int32)
-  l_other = jax.nn.logsumexp(jnp.where(is_label, -jnp.inf, logits), axis=-1)
-  return (l_y - l_other).astype(jnp.float32)
 
 
 def prob_from_statistic(stats) -> np.ndarray:

@@ -86,14 +86,15 @@ def model_fns(config: TrainConfig, data: Dataset) -> ModelFns:
 
   def make(key):
     rngs = nnx.Rngs(jax.random.fold_in(key, 2), params=key, dropout=jax.random.fold_in(key, 1))
-    return models_lib.build(factory, data.feature_shape, data.num_classes, rngs,
-                            **config.model_kwargs)
+    model = models_lib.build(factory, data.feature_shape, data.num_classes, rngs,
+                             **config.model_kwargs)
+    if not isinstance(model, nnx.Module):
+      raise MemjaxError(f"The model factory {models_lib.model_name(config.model)!r} returned a "
+                        f"{type(model).__name__}, not a flax NNX Module. For flax.linen "
+                        "modules use nnx.bridge.ToNNX (see memjax.models).")
+    return model
 
   abstract = nnx.eval_shape(lambda: make(jax.random.key(0)))
-  if not isinstance(abstract, nnx.Module):
-    raise MemjaxError(f"The model factory {models_lib.model_name(config.model)!r} returned a "
-                      f"{type(abstract).__name__}, not a flax NNX Module. For flax.linen "
-                      "modules use nnx.bridge.ToNNX (see memjax.models).")
   graphdef, abstract_params, abstract_rngs, _ = nnx.split(abstract, nnx.Param, nnx.RngState, ...)
   streams = tuple(sorted({node.tag for _, node in nnx.iter_graph(abstract)
                           if isinstance(node, nnx.RngStream)}))
@@ -543,6 +544,8 @@ def _jaxpr_bytes(jaxpr) -> int:
     for var in eqn.outvars:
       aval = getattr(var, "aval", None)
       if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+        if jax.dtypes.issubdtype(aval.dtype, jax.dtypes.extended):  # PRNG keys: negligible
+          continue
         total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
     for sub in _sub_jaxprs(eqn.params):
       total += _jaxpr_bytes(sub)

@@ -30,7 +30,7 @@ import numpy as np
 
 from memjax import design as design_lib
 from memjax import engine as engine_lib
-from memjax import imports
+from memjax import formatting, imports
 from memjax import models as models_lib
 from memjax import records as records_lib
 from memjax.config import TrainConfig, check_fields
@@ -191,19 +191,21 @@ def _resumed_config(stored: TrainConfig, changes: dict, directory: str) -> Train
   checkpointing; and objects without an import path given again."""
   allowed = {"num_models", "chunk_size", "memory_budget", "checkpoint_seconds"}
   stored_dict = stored.to_dict()
-  given = stored.replace(**changes).to_dict() if changes else {}
+  given_config = stored.replace(**changes)
+  given = given_config.to_dict()
   conflicting, objects = [], {}
   for name, value in changes.items():
     if name in allowed:
       continue
     before, after = stored_dict[name], given[name]
     if name == "measures" and before.keys() == after.keys():
-      pairs = [(before[k], after[k]) for k in before]
+      pairs = [(before[k], after[k], given_config.measures[k]) for k in before]
     else:
-      pairs = [(before, after)]
-    if all(a == b or (isinstance(a, str) and a.startswith(imports.UNSAVED_PREFIX))
-           for a, b in pairs):
-      objects[name] = value  # the same thing, or the object an unsaved spec stood for
+      pairs = [(before, after, value)]
+    # The same spec, or an object given for one that run.json could not name.
+    if all(a == b or (isinstance(a, str) and a.startswith(imports.UNSAVED_PREFIX)
+                      and not isinstance(obj, str)) for a, b, obj in pairs):
+      objects[name] = getattr(given_config, name)
     else:
       conflicting.append(name)
   if conflicting:
@@ -518,13 +520,5 @@ def read_run_info(run_dir: str) -> dict[str, Any]:
 def _write_json(path: str, obj: dict) -> None:
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, default=_json_default)
+    json.dump(obj, f, indent=1, default=formatting.json_default)
   os.replace(tmp, path)
-
-
-def _json_default(obj):
-  if isinstance(obj, (np.integer, np.floating)):
-    return obj.item()
-  if isinstance(obj, np.ndarray):
-    return obj.tolist()
-  raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
