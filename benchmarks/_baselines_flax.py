@@ -15,8 +15,8 @@ Models: (2) uses standard ``flax.nnx`` layers (``nnx.Linear``, ``nnx.Conv``: ``l
 is fast in a jitted step outside loops on XLA:CPU); its CNN pools with reshape + max, which is
 about 2x faster on CPU than ``nnx.max_pool``'s reduce_window gradient, so the baseline gets the
 faster of the two. (3) uses memjax's own model definitions (``memjax.models``: im2col convs on
-CPU), because ``lax.conv``'s gradient inside ``lax.scan`` is ~700x slower on XLA:CPU
-(``shared/notes/xla-cpu-conv-in-scan.md``); anything else would measure that pathology.
+CPU), because ``lax.conv``'s gradient inside ``lax.scan`` is ~700x slower on XLA:CPU (see
+``memjax.models``); anything else would measure that pathology.
 """
 
 from __future__ import annotations

@@ -209,6 +209,9 @@ COMMANDS = {"run": cmd_run, "scores": cmd_scores, "attack": cmd_attack,
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
+  # Like `python -m`, find user code (--model mynets:WideNet) in the working directory.
+  if os.getcwd() not in sys.path and "" not in sys.path:
+    sys.path.append(os.getcwd())
   try:
     return COMMANDS[args.command](args)
   except MemjaxError as e:

@@ -5,7 +5,14 @@ Structure of one training epoch for a chunk of ``m`` models (one ``jax.jit``, bu
     for each model (jax.vmap):  order = its IN examples in a fresh random order, wrapped to S*B
     lax.scan over S steps:
         jax.vmap over models: gather the model's own minibatch [B] from the device-resident
-        training set, augment it on device, SGD step (optax) on its own params/BatchNorm stats
+        training set, augment it on device, then train_step: the model's loss, its gradient
+        and the optax update of its own params / BatchNorm stats / optimizer state
+
+:func:`train_step` is the whole training algorithm of one model for one minibatch, a pure
+function of (model fns, optax transformation, per-example loss, state, batch, key); the model,
+the optimizer and the loss are the user's (:mod:`memjax.models`, :class:`TrainConfig`). The
+:class:`Chunk` class is the one place that trains a chunk epoch by epoch, for ``memjax.train``
+and for the proxies alike.
 
 Minibatches are **per-model samples**: model m draws batches only from its own IN examples, so
 every model runs genuine epoch-wise SGD on its subset, exactly what one model trained alone would
@@ -14,8 +21,8 @@ examples wraps around its own permutation). The alternative, one shared minibatc
 examples with the loss weighted by each model's keep mask, turns the first layer into one big
 matmul but gives each model a random effective batch size (Binomial(B, r)) and wastes (1-r) of
 the forward/backward work on masked examples; measured on the digits MLP it was no faster on
-CPU (``shared/notes/cpu-baselines.md``: 305 vs 307 model-epochs/s at M=64), so memjax samples per
-model.
+CPU (305 vs 307 model-epochs/s at M=64 on a 2-core CPU, measured before the engine existed),
+so memjax samples per model.
 
 The model axis is sharded over every device with a 1-D ``Mesh`` named ``"models"``: training
 state and keep masks carry ``NamedSharding(mesh, P("models"))``, the data is replicated, and XLA

@@ -6,8 +6,11 @@ factory, a loss, a measure) in ``run.json`` as an import path, so that ``memjax 
 
 >>> import_object("optax:adam").__name__
 'adam'
->>> import_path(import_object("optax:adam"))
-'optax:adam'
+>>> from memjax.models import MLP
+>>> import_path(MLP)
+'memjax.models:MLP'
+>>> import_path(lambda x: x) is None  # lambdas, closures and instances have none
+True
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Built-in measures (``measures=["margin"]`` / ``memjax run --measures margin,entr
 
 >>> import numpy as np
 >>> logits, labels = np.array([[2.0, 0.0, -1.0]]), np.array([0])
->>> np.round(np.asarray(cross_entropy(logits, labels)), 4).tolist()
+>>> np.round(np.asarray(cross_entropy(logits, labels), np.float64), 4).tolist()
 [0.1698]
 >>> np.asarray(margin(logits, labels)).tolist()
 [2.0]

@@ -67,6 +67,7 @@ def test_quickstart(tmp_path, monkeypatch):
   assert "16 models" in text and "sharded over" in text
   assert any("| index | label | memorization |" in m for m in markdown)
   assert any("lira_online" in m for m in markdown)  # the attack table
+  assert "model DropoutMLP" in text and "counterfactual memorization of the margin" in text
   _check_pngs(pngs, 3)  # most memorized images, histogram, ROC
   (run_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith("quickstart-tiny")]
   for name in ("scores.csv", "run.json", "report.html", "attacks.json", "roc.png"):
