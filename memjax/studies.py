@@ -47,7 +47,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from memjax import estimators, formatting, plotting
+from memjax import estimators, formatting, imports, plotting
+from memjax import models as models_lib
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load, spec_slug
 from memjax.errors import MemjaxError
@@ -261,13 +262,20 @@ def _run_directory(dataset: Dataset, config: TrainConfig, config_json: str) -> s
   if _RUNS_DIR is None:
     return None
   digest = hashlib.sha1(config_json.encode()).hexdigest()[:10]
-  return os.path.join(_RUNS_DIR, f"{spec_slug(dataset.name)}-{config.model}-{digest}")
+  name = spec_slug(models_lib.model_name(config.model))
+  return os.path.join(_RUNS_DIR, f"{spec_slug(dataset.name)}-{name}-{digest}")
 
 
 def _train(dataset: Dataset, config: TrainConfig, progress: bool, log: Callable | None):
   """memjax.train with an in-process cache; returns (run, wall seconds of the training)."""
   from memjax import runner
-  key = (id(dataset), json.dumps(config.to_dict(), sort_keys=True, default=str))
+  config_json = json.dumps(config.to_dict(), sort_keys=True, default=str)
+  # Objects without an import path are all "<unsaved ...>" in the JSON: tell them apart by
+  # identity, which also keeps another process from reusing their saved runs.
+  if imports.UNSAVED_PREFIX in config_json:
+    parts = (config.model, config.optimizer, config.loss, *config.measures.values())
+    config_json += repr([id(p) for p in parts if not isinstance(p, (str, type(None)))])
+  key = (id(dataset), config_json)
   if key in _RUN_CACHE:
     return _RUN_CACHE[key][1:]
   directory = _run_directory(dataset, config, key[1])

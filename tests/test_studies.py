@@ -630,3 +630,17 @@ def test_cli_study_errors(digits_npz, tmp_path, capsys):
     cli.main(["study", "nope"])
   assert "invalid choice: 'nope'" in capsys.readouterr().err
   assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+
+
+def test_run_cache_tells_unsaved_objects_apart(small_digits):
+  """Two losses without an import path are both '<unsaved <lambda>>' in run.json; the study
+  cache must not hand the run of one to the other."""
+  studies.clear_cache()
+  base = memjax.TrainConfig(model="logreg", num_models=2, epochs=1, batch_size=64)
+  zero = base.replace(loss=lambda logits, labels: 0.0 * logits.sum(-1))
+  other = base.replace(loss=lambda logits, labels: 0.0 * logits.sum(-1))
+  run_a, _ = studies._train(small_digits, zero, progress=False, log=None)
+  run_b, _ = studies._train(small_digits, other, progress=False, log=None)
+  run_c, _ = studies._train(small_digits, zero, progress=False, log=None)
+  assert run_a is not run_b and run_a is run_c
+  studies.clear_cache()
