@@ -132,7 +132,8 @@ def _load_data(info: dict, records, data: Any, notes: list[str]):
                  "--data SPEC` or write_report(DIR, data=dataset).")
     return None
   try:
-    dataset = data_lib.load(spec)
+    dataset = data_lib.load(spec) if data is not None else data_lib.load(
+        spec, standardize=info["data"].get("standardized", True))
   except Exception as e:  # any loader failure degrades to a report without images
     notes.append(f"Could not reload the training data {_spec_name(spec)} ({e}); the report "
                  "shows no example images. Pass the data with `--data SPEC`.")

@@ -96,10 +96,6 @@ class Run:
     """Opens a run directory written by :func:`train` (records memory-mapped)."""
     info = read_run_info(directory)
     config = TrainConfig.from_dict(info["config"])
-    if data is None and info.get("data_spec") is None:
-      raise MemjaxError(f"The run in {directory!r} was trained on in-memory arrays, not a "
-                        "dataset spec; pass them: Run.load(directory, data=memjax.from_arrays("
-                        "...)).")
     data = load_recorded_data(info) if data is None else data
     records = Records.load(os.path.join(directory, "records"))
     design = design_lib.Design(
@@ -181,8 +177,8 @@ def load_recorded_data(info: dict[str, Any]) -> Dataset:
   """Reloads the dataset a run was trained on, from its run.json ``info`` (spec and
   preprocessing)."""
   if info.get("data_spec") is None:
-    raise MemjaxError("The run was trained on in-memory arrays, not a dataset spec; pass them "
-                      "(data=memjax.from_arrays(...)).")
+    raise MemjaxError("The run was trained on in-memory arrays, not a dataset spec; pass them: "
+                      "Run.load(directory, data=memjax.from_arrays(...)).")
   return load(info["data_spec"], standardize=info["data"].get("standardized", True))
 
 
@@ -218,6 +214,12 @@ def _resumed_config(stored: TrainConfig, changes: dict, directory: str) -> Train
 def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, mesh) -> Run:
   info = read_run_info(directory)
   config = _resumed_config(TrainConfig.from_dict(info["config"]), changes, directory)
+  if dataset.standardized != info["data"].get("standardized", True):
+    raise MemjaxError(f"The run in {directory!r} was trained on "
+                      f"{'standardised' if not dataset.standardized else 'unstandardised'} "
+                      "features; preprocessing is part of the training algorithm, so resume "
+                      "with the same choice (memjax.load(..., standardize=...), or drop "
+                      "--standardize/--no-standardize to use the recorded one).")
   if dataset.num_train != info["data"]["num_train"]:
     raise MemjaxError(f"The run in {directory!r} was trained on {info['data']['num_train']} "
                       f"examples but this dataset has {dataset.num_train}; pass the same data.")

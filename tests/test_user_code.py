@@ -226,3 +226,17 @@ def test_resume_needs_objects_without_import_paths(tmp_path, small_digits):
   with pytest.raises(memjax.MemjaxError, match="Cannot change"):
     memjax.train(small_digits, directory=directory, resume=True, models=8, optimizer="sgd",
                  progress=False)
+
+
+def test_preprocessing_is_recorded_and_resume_keeps_it(tmp_path):
+  directory = str(tmp_path / "raw")
+  raw = memjax.load("digits", standardize=False)
+  run = memjax.train(raw, model="logreg", models=2, epochs=1, directory=directory,
+                     progress=False)
+  assert run.info["data"]["standardized"] is False
+  assert "not standardised" in run.summary()
+  assert not memjax.Run.load(directory).data.standardized  # reloaded as it was trained
+  with pytest.raises(memjax.MemjaxError, match="unstandardised features"):
+    memjax.train("digits", directory=directory, resume=True, models=4, progress=False)
+  grown = memjax.train(raw, directory=directory, resume=True, models=4, progress=False)
+  assert grown.records.num_models == 4
