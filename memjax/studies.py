@@ -376,10 +376,10 @@ def _epochs_text(archs: Sequence[Arch], default: int, epochs: int | None) -> str
   """"15 epochs", or "15 epochs (vit: 20, its recipe)" when a family's recipe sets its own."""
   if epochs:
     return f"{epochs} epochs"
-  own = {a[0]: a[3]["epochs"] for a in archs if len(a) > 3 and "epochs" in a[3]}
-  own = {fam: e for fam, e in own.items() if e != default}
-  if not own:
-    return f"{default} epochs"
+  each = [a[3].get("epochs", default) if len(a) > 3 else default for a in archs]
+  if len(set(each)) == 1:
+    return f"{each[0]} epochs"
+  own = {a[0]: e for a, e in zip(archs, each) if e != default}
   return f"{default} epochs ({', '.join(f'{f}: {e}' for f, e in own.items())}, its recipe)"
 
 

@@ -238,6 +238,15 @@ def test_arch_config_applies_the_arch_recipe():
   assert studies._arch_config(base, MLP8, 4, None, 1).epochs == 9
 
 
+def test_epochs_text_names_a_recipe_s_own_epochs():
+  vit = ("vit", "vit", {"width": 16}, {"epochs": 20, "batch_size": 32})
+  assert studies._epochs_text([MLP8, VGG, vit], 15, None) == "15 epochs (vit: 20, its recipe)"
+  assert studies._epochs_text([vit, vit], 15, None) == "20 epochs"
+  assert studies._epochs_text([MLP8, ("vit", "vit", {}, {"batch_size": 8})], 15, None) == (
+      "15 epochs")
+  assert studies._epochs_text([MLP8, vit], 15, 7) == "7 epochs"  # explicit epochs win
+
+
 @pytest.mark.parametrize("scale, shape", [("default", (8, 8, 1)), ("large", (32, 32, 3))])
 def test_scales_have_a_vit_family_with_its_recipe(scale, shape):
   from flax import nnx
