@@ -31,7 +31,7 @@ def _add_run_parser(sub) -> None:
                  "npz:PATH, PATH.npz, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
   p.add_argument("--preset", default="default", help="configuration preset: default, "
                  "back_to_fundamentals, lira (flags below override it)")
-  p.add_argument("--model", help="logreg, mlp, cnn, vgg, resnet")
+  p.add_argument("--model", help="logreg, mlp, cnn, vgg, resnet, vit")
   p.add_argument("--model-kwargs", type=json.loads, metavar="JSON",
                  help='model knobs as JSON, e.g. \'{"widths": [512, 512]}\' or \'{"width": 32}\'')
   p.add_argument("--models", type=int, dest="num_models", help="number of models M")
