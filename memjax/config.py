@@ -274,3 +274,21 @@ PRESETS: dict[str, TrainConfig] = {
         learning_rate=0.1, augment="flip_translate", translate=4, query_augmentations=2,
         design="balanced", keep_ratio=0.5),
 }
+
+
+# The ViT on the embedded digits: TrainConfig field overrides, e.g.
+# ``memjax.train("digits", models=32, **VIT_DIGITS_RECIPE)`` or ``TrainConfig(**VIT_DIGITS_RECIPE)``.
+# The default SGD chain (Nesterov momentum 0.9, weight decay 5e-4, one-cycle schedule) with a
+# longer warm-up (30% of the steps; with 15%, 1 of 64 models stalled at 88% train accuracy).
+# Measured on the 2-core CPU (shared, so times are +-30%): 26,474 parameters (16 tokens of 2x2
+# patches); 32 models: train accuracy on own subsets 0.9999 (min 0.9986), test 0.924, 167
+# examples memorized (score >= 0.25), 31 s for the whole memjax.train call (21 s training);
+# 64 models: 1.000 (min 0.9985), test 0.924, 155 memorized, 60 s (seed 1: 0.9999, 0.919, 159,
+# 49 s). AdamW (lr 5e-3 warm-up + cosine, weight decay 0.05, clip 1) fit no better: 64 models
+# 1.000 (min 0.9986), test 0.917, 181 memorized, 62 s; so this recipe needs no optimizer fields.
+VIT_DIGITS_RECIPE: dict[str, Any] = {
+    "model": "vit", "model_kwargs": {"width": 32, "depth": 2, "heads": 2},
+    "epochs": 20, "batch_size": 32, "learning_rate": 0.1, "warmup_fraction": 0.3,
+}
+# memjax run --preset vit_digits (256 ViTs by default; --models to change it).
+PRESETS["vit_digits"] = TrainConfig(**VIT_DIGITS_RECIPE)

@@ -20,7 +20,9 @@ Scales (:data:`SCALES`): ``"small"`` trains a handful of tiny models for seconds
 small dataset); ``"default"`` is the report's setting on the embedded digits, minutes on a 2-core
 CPU; ``"large"`` is meant for accelerators and larger ``data`` (e.g. ``tfds:cifar10``) and has
 not been run on the CPU. ``models=`` and ``epochs=`` override a scale; ``config=`` sets the other
-training fields (e.g. ``memjax.PRESETS["back_to_fundamentals"]``).
+training fields (e.g. ``memjax.PRESETS["back_to_fundamentals"]``), except where a family brings
+its own recipe: the vit family of ``model_size`` / ``gap`` trains with
+``memjax.config.VIT_DIGITS_RECIPE`` (an Arch's 4th element, see :func:`_arch_config`).
 
 Runs with equal data and configuration are cached in-process (:func:`clear_cache`), so running
 several studies in one process (``memjax study all``) trains each ensemble once.
@@ -49,7 +51,7 @@ from scipy import stats as scipy_stats
 
 from memjax import estimators, formatting, imports, plotting
 from memjax import models as models_lib
-from memjax.config import TrainConfig
+from memjax.config import VIT_DIGITS_RECIPE, TrainConfig
 from memjax.data import Dataset, load, spec_slug
 from memjax.errors import MemjaxError
 # Estimators that once lived here; still importable from memjax.studies.
@@ -57,9 +59,14 @@ from memjax.estimators import (memorization_history, memorized_count_se,  # noqa
                                null_memorized_count)
 
 THRESHOLD = estimators.DEFAULT_THRESHOLD
+IMAGE_MODELS = ("cnn", "vgg", "resnet", "vit")
+# Colour and marker of each family in the plots (others: the next default colours, circles).
+FAMILY_STYLES = {"mlp": ("C0", "o"), "vgg": ("C1", "s"), "resnet": ("C2", "^"), "vit": ("C3", "D")}
 STUDIES = ("model_size", "epochs", "transient", "gap", "natural_vs_artificial")
 
-Arch = tuple[str, str, dict]  # (family, model name, model kwargs)
+# (family, model name, model kwargs[, TrainConfig overrides]): the optional 4th element is the
+# architecture's own training recipe (e.g. the ViT's), applied over the study's base config.
+Arch = tuple[str, str, dict] | tuple[str, str, dict, dict]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +76,8 @@ class Scale:
   Attributes:
     models: M, models per ensemble (model_size, transient, gap, natural_vs_artificial).
     epochs: training epochs of those ensembles.
-    families: the architectures of model_size / gap, ordered by size within each family.
+    families: the architectures of model_size / gap, ordered by size within each family (a
+      family may bring its own recipe as an Arch's 4th element, see :func:`_arch_config`).
     epochs_arch: the architecture of the epochs study (and the temporal transient study).
     epochs_models, epochs_epochs: its ensemble size and epochs (evaluated every epoch).
     transient_pair: indices into ``families`` of the small and the large model (model-wise).
@@ -96,6 +104,14 @@ def _mlp(*widths: int) -> Arch:
   return ("mlp", "mlp", {"widths": list(widths)})
 
 
+def _vit(*, recipe: dict[str, Any] = VIT_DIGITS_RECIPE, drop: Sequence[str] = (),
+         **kwargs) -> Arch:
+  """A ViT with knobs ``kwargs`` trained with ``recipe``'s TrainConfig fields, less its model
+  and model kwargs (the arch's) and the fields in ``drop`` (left to the study)."""
+  leave = {"model", "model_kwargs", *drop}
+  return ("vit", "vit", kwargs, {k: v for k, v in recipe.items() if k not in leave})
+
+
 SCALES: dict[str, Scale] = {
     # Seconds on 300 digits: the tests.
     "small": Scale(
@@ -112,7 +128,10 @@ SCALES: dict[str, Scale] = {
                   ("vgg", "vgg", {"width": 16, "depth": 1}),
                   ("vgg", "vgg", {"width": 16, "depth": 2}),
                   ("resnet", "resnet", {"width": 4, "depth": 1}),
-                  ("resnet", "resnet", {"width": 4, "depth": 2})),
+                  ("resnet", "resnet", {"width": 4, "depth": 2}),
+                  # ViTs train with their own recipe (config.VIT_DIGITS_RECIPE, its epochs too).
+                  _vit(width=16, depth=1, heads=2), _vit(width=32, depth=2, heads=2),
+                  _vit(width=64, depth=2, heads=4)),
         epochs_arch=_mlp(256, 256), epochs_models=64, epochs_epochs=30, transient_pair=(0, 2),
         artificial_archs=(_mlp(16, 16), _mlp(64, 64), _mlp(256, 256))),
     # For accelerators and CIFAR-sized data (not run on the CPU).
@@ -124,7 +143,12 @@ SCALES: dict[str, Scale] = {
                   ("vgg", "vgg", {"width": 64, "depth": 2}),
                   ("resnet", "resnet", {"width": 16, "depth": 1}),
                   ("resnet", "resnet", {"width": 16, "depth": 2}),
-                  ("resnet", "resnet", {"width": 16, "depth": 3})),
+                  ("resnet", "resnet", {"width": 16, "depth": 3}),
+                  # The digits ViT recipe for the scale's epochs (untried on CIFAR-sized data),
+                  # 8x8 patches of 4x4 pixels at 32x32, up to ViT-Ti.
+                  _vit(width=64, depth=4, heads=4, drop=("epochs",)),
+                  _vit(width=128, depth=6, heads=4, drop=("epochs",)),
+                  _vit(size="tiny", drop=("epochs",))),
         epochs_arch=("vgg", "vgg", {"width": 32, "depth": 1}), epochs_models=256,
         epochs_epochs=100, transient_pair=(3, 8),
         artificial_archs=(_mlp(64, 64), _mlp(512, 512), _mlp(2048, 2048))),
@@ -132,12 +156,18 @@ SCALES: dict[str, Scale] = {
 
 
 def arch_label(arch: Arch) -> str:
-  """A short name: ``mlp[64,64]``, ``vgg w8 d1``, ``resnet w4 d2``."""
-  _, model, kw = arch
+  """A short name: ``mlp[64,64]``, ``vgg w8 d1``, ``resnet w4 d2``, ``vit w32 d2 h2``,
+  ``vit small d6`` (a ViT size first, then its overridden knobs). The recipe is not named."""
+  _, model, kw = arch[:3]
   if model == "mlp":
     return f"mlp[{','.join(str(w) for w in kw.get('widths', (256, 256)))}]"
-  parts = [f"{k[0]}{v}" for k, v in sorted(kw.items())]
-  return " ".join([model, *sorted(parts, key=lambda p: p[0] != "w")])
+  kw = dict(kw)
+  size = [str(kw.pop("size"))] if kw.get("size") is not None else []
+  parts = [f"{_KNOB_ABBREVIATIONS.get(k, k[0])}{v}" for k, v in sorted(kw.items())]
+  return " ".join([model, *size, *sorted(parts, key=lambda p: p[0] != "w")])
+
+
+_KNOB_ABBREVIATIONS = {"dropout": "drop", "mlp_ratio": "r"}  # else the knob's first letter
 
 
 # ---- results ------------------------------------------------------------------------------------
@@ -313,19 +343,45 @@ def _setup(data, scale: str, config: TrainConfig | None):
   return dataset, sc, base
 
 
-def _arch_config(base: TrainConfig, arch: Arch, models: int, epochs: int, seed: int,
-                 eval_every: int = 0) -> TrainConfig:
-  _, model, kw = arch
-  return base.replace(model=model, model_kwargs=kw, num_models=models, epochs=epochs, seed=seed,
-                      eval_every=eval_every)
+def _arch_config(base: TrainConfig, arch: Arch, models: int, epochs: int | None, seed: int,
+                 eval_every: int = 0, default_epochs: int | None = None) -> TrainConfig:
+  """The TrainConfig of one architecture's ensemble.
+
+  Fields, later ones winning: ``base`` (the study's config with the scale's overrides), the
+  arch's own recipe (its optional 4th element), then the arch's model and kwargs and the study's
+  ``models``, ``seed`` and ``eval_every``. Epochs: ``epochs`` if given (the caller's explicit
+  value), else the recipe's, else ``default_epochs`` (the scale's), else ``base.epochs``.
+  """
+  _, model, kw, *rest = arch
+  recipe = dict(rest[0]) if rest else {}
+  epochs = epochs or recipe.pop("epochs", None) or default_epochs or base.epochs
+  return base.replace(**recipe).replace(model=model, model_kwargs=kw, num_models=models,
+                                        epochs=epochs, seed=seed, eval_every=eval_every)
+
+
+def _epochs_text(archs: Sequence[Arch], default: int, epochs: int | None) -> str:
+  """"15 epochs", or "15 epochs (vit: 20, its recipe)" when a family's recipe sets its own."""
+  if epochs:
+    return f"{epochs} epochs"
+  each = [a[3].get("epochs", default) if len(a) > 3 else default for a in archs]
+  if len(set(each)) == 1:
+    return f"{each[0]} epochs"
+  own = {a[0]: e for a, e in zip(archs, each) if e != default}
+  return f"{default} epochs ({', '.join(f'{f}: {e}' for f, e in own.items())}, its recipe)"
 
 
 def _usable(archs: Sequence[Arch], dataset: Dataset) -> tuple[list[Arch], list[str]]:
-  """Drops image-only families for vector data; returns (kept, notes)."""
+  """Drops image-only families for vector data and archs whose recipe sets TrainConfig fields
+  this memjax lacks; returns (kept, notes)."""
+  known = {f.name for f in dataclasses.fields(TrainConfig)}
   kept, notes = [], []
   for a in archs:
-    if a[1] in ("vgg", "resnet", "cnn") and not dataset.is_image:
+    missing = sorted(set(a[3] if len(a) > 3 else ()) - known)
+    if a[1] in IMAGE_MODELS and not dataset.is_image:
       notes.append(f"{arch_label(a)} skipped: {dataset.name} has vector features, not images.")
+    elif missing:
+      notes.append(f"{arch_label(a)} skipped: its recipe sets {', '.join(missing)}, which this "
+                   "memjax's TrainConfig does not have.")
     else:
       kept.append(a)
   return kept, notes
@@ -390,8 +446,11 @@ def model_size(data: Any = "digits", *, scale: str = "default", families=None,
   Args:
     data: dataset spec or Dataset.
     scale: a key of :data:`SCALES`.
-    families: architectures ``(family, model, kwargs)`` ordered by size (default: the scale's).
-    models, epochs: override the scale's ensemble size and epochs.
+    families: architectures ``(family, model, kwargs)`` ordered by size (default: the scale's),
+      or ``(family, model, kwargs, overrides)`` with the arch's own TrainConfig fields (a recipe,
+      applied over ``config``; see :func:`_arch_config`).
+    models, epochs: override the scale's ensemble size and epochs (``epochs`` also those of an
+      arch's recipe).
     seed: seed of the designs and the training.
     config: base TrainConfig for the other fields.
     threshold: memorization threshold.
@@ -407,11 +466,12 @@ def model_size(data: Any = "digits", *, scale: str = "default", families=None,
     raise MemjaxError(f"No architecture left to train on {dataset.name}: " + " ".join(notes)
                       + " Pass families=[('mlp', 'mlp', {'widths': [64]}), ...].")
   models = _positive("models", models) or sc.models
-  epochs = _positive("epochs", epochs) or sc.epochs
+  epochs_text = _epochs_text(archs, sc.epochs, _positive("epochs", epochs))
   t0 = time.perf_counter()
   rows = []
   for arch in archs:
-    run, wall = _train(dataset, _arch_config(base, arch, models, epochs, seed), progress, log)
+    config_ = _arch_config(base, arch, models, epochs, seed, default_epochs=sc.epochs)
+    run, wall = _train(dataset, config_, progress, log)
     rows.append(_summary(run, wall, arch, threshold))
   headline = {"threshold": threshold, "families": {}}
   for fam in dict.fromkeys(r["family"] for r in rows):
@@ -432,27 +492,29 @@ def model_size(data: Any = "digits", *, scale: str = "default", families=None,
 
   def plot(path):
     fig, (ax1, ax2) = plotting.subplots(2)
-    for fam in headline["families"]:
+    for i, fam in enumerate(headline["families"]):
       fr = sorted([r for r in rows if r["family"] == fam], key=lambda r: r["params"])
       p = [r["params"] for r in fr]
+      color, marker = FAMILY_STYLES.get(fam, (f"C{(i + len(FAMILY_STYLES)) % 10}", "o"))
       ax1.errorbar(p, [r["memorized"] for r in fr], yerr=[r["memorized_se"] for r in fr],
-                   marker="o", capsize=3, label=fam)
-      ax2.plot(p, [r["test_acc"] for r in fr], marker="o", label=f"{fam} test")
-      ax2.plot(p, [r["train_acc"] for r in fr], marker="x", ls=":", label=f"{fam} train")
+                   color=color, marker=marker, capsize=3, label=fam)
+      ax2.plot(p, [r["test_acc"] for r in fr], color=color, marker=marker, label=f"{fam} test")
+      ax2.plot(p, [r["train_acc"] for r in fr], color=color, marker="x", ls=":",
+               label=f"{fam} train")
     for ax in (ax1, ax2):
       ax.set_xscale("log")
       ax.set_xlabel("parameters per model")
       ax.legend(fontsize=7)
     ax1.set_ylabel(f"examples memorized (score >= {threshold})")
     ax2.set_ylabel("accuracy")
-    fig.suptitle(f"memorization vs model size ({dataset.name}, {models} models, {epochs} ep.)")
+    fig.suptitle(f"memorization vs model size ({dataset.name}, {models} models, {epochs_text})")
     fig.savefig(path, dpi=110)
 
   return StudyResult(
       name="model_size", columns=tuple(rows[0]) if rows else (), rows=rows, headline=headline,
       description=(f"Memorization vs model size on {dataset.name} (N={dataset.num_train}); "
-                   f"{models} models per architecture, keep ratio {base.keep_ratio}, {epochs} "
-                   f"epochs. memorized = #examples with score >= {threshold} (+- bootstrap "
+                   f"{models} models per architecture, keep ratio {base.keep_ratio}, "
+                   f"{epochs_text}. memorized = #examples with score >= {threshold} (+- bootstrap "
                    "SE over models); null_memorized = the count a permutation of IN/OUT "
                    "gives (estimation noise alone); train_acc on each model's own subset."),
       plot=plot, notes=notes)
@@ -518,8 +580,8 @@ def detect_stages(epochs, counts, counts_se=None, none_fraction: float = 0.1,
 
 def _epochs_run(dataset, sc, base, models, epochs, seed, arch, progress, log):
   arch = arch or sc.epochs_arch
-  cfg = _arch_config(base, arch, models or sc.epochs_models, epochs or sc.epochs_epochs, seed,
-                     eval_every=1)
+  cfg = _arch_config(base, arch, models or sc.epochs_models, epochs, seed, eval_every=1,
+                     default_epochs=sc.epochs_epochs)
   run, wall = _train(dataset, cfg, progress, log)
   return run, wall, arch
 
@@ -620,11 +682,13 @@ def transient(data: Any = "digits", *, scale: str = "default", small: Arch | Non
   dataset, sc, base = _setup(data, scale, config)
   t0 = time.perf_counter()
   models = _positive("models", models) or sc.models
-  epochs_ = _positive("epochs", epochs) or sc.epochs
+  epochs = _positive("epochs", epochs)
   small = small or sc.families[sc.transient_pair[0]]
   large = large or sc.families[sc.transient_pair[1]]
-  run_s, _ = _train(dataset, _arch_config(base, small, models, epochs_, seed), progress, log)
-  run_l, _ = _train(dataset, _arch_config(base, large, models, epochs_, seed), progress, log)
+  run_s, _ = _train(dataset, _arch_config(base, small, models, epochs, seed,
+                                          default_epochs=sc.epochs), progress, log)
+  run_l, _ = _train(dataset, _arch_config(base, large, models, epochs, seed,
+                                          default_epochs=sc.epochs), progress, log)
   mem_s = estimators.memorization(run_s.correct, run_s.keep)
   mem_l = estimators.memorization(run_l.correct, run_l.keep)
   cs_l = estimators.cscore(run_l.correct, run_l.keep)
@@ -830,12 +894,12 @@ def natural_vs_artificial(data: Any = "digits", *, scale: str = "default", archs
     raise MemjaxError(f"No architecture left to train on {dataset.name}: " + " ".join(notes)
                       + " Pass archs=[('mlp', 'mlp', {'widths': [64]}), ...].")
   models = _positive("models", models) or sc.models
-  epochs_ = _positive("epochs", epochs) or sc.epochs
+  epochs = _positive("epochs", epochs)
   t0 = time.perf_counter()
   rows, curves = [], {}
   for arch in archs:
-    run, _ = _train(injected, _arch_config(base, arch, models, epochs_, seed, eval_every=1),
-                    progress, log)
+    run, _ = _train(injected, _arch_config(base, arch, models, epochs, seed, eval_every=1,
+                                           default_epochs=sc.epochs), progress, log)
     hist = memorization_history(run.records.train_correct, run.keep)  # [T, N]
     ep = np.asarray(run.records.eval_epochs)
     test_acc = run.records.test_accuracy().mean(-1)
@@ -866,7 +930,7 @@ def natural_vs_artificial(data: Any = "digits", *, scale: str = "default", archs
     headline["size_trend"][gname] = float(last[-1] - last[0])
     peak = int(np.nanargmax(mean_curve)) if np.isfinite(mean_curve).any() else 0
     headline["epoch_trend_after_peak"][gname] = float(mean_curve[-1] - mean_curve[peak])
-  headline["models"], headline["epochs"] = models, epochs_
+  headline["models"], headline["epochs"] = models, epochs or sc.epochs
   headline["wall_s"] = time.perf_counter() - t0
 
   def plot(path):
@@ -929,10 +993,12 @@ def add_study_parser(subparsers) -> None:
                  "tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
   p.add_argument("--scale", default="default", choices=tuple(SCALES),
                  help="small (seconds), default (minutes on digits, CPU), large (accelerators)")
+  from memjax.config import PRESETS
   p.add_argument("--preset", default="default", help="TrainConfig preset for the other "
-                 "training fields: default, back_to_fundamentals, lira")
+                 f"training fields: {', '.join(PRESETS)}")
   p.add_argument("--models", type=int, help="models per ensemble (overrides the scale)")
-  p.add_argument("--epochs", type=int, help="epochs (overrides the scale)")
+  p.add_argument("--epochs", type=int, help="epochs (overrides the scale and a family's own "
+                 "recipe, e.g. the vit's)")
   p.add_argument("--keep-ratio", type=float, help="fraction of the training set each model "
                  "trains on (default: the preset's, 0.5; the paper uses 0.7)")
   p.add_argument("--seed", type=int, default=0)

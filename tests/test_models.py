@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import memjax
 from memjax import models
 from memjax.errors import MemjaxError
 
@@ -63,3 +64,147 @@ def test_batchnorm_uses_running_averages_at_evaluation():
   assert not np.allclose(y_eval, y_train)
   changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), before, stats())
   assert any(jax.tree.leaves(changed))
+
+
+# ---- vit ----------------------------------------------------------------------------------------
+def vit_params(width, depth, tokens, patch_dim, classes, mlp_ratio=4, cls_token=False):
+  """Parameters of a ViT: patch embedding, position embeddings (and CLS token), blocks, head.
+
+  A block: two LayerNorms (4w), qkv and output projections (4w^2 + 4w), the MLP
+  (2 r w^2 + r w + w).
+  """
+  w, r = width, mlp_ratio
+  block = 4 * w + 4 * w * w + 4 * w + 2 * r * w * w + r * w + w
+  embed = patch_dim * w + w + (tokens + cls_token) * w + cls_token * w
+  return embed + depth * block + 2 * w + w * classes + classes
+
+
+def vit_param_count(shape, classes, **kwargs):
+  model = nnx.eval_shape(lambda: models.build("vit", shape, classes, nnx.Rngs(0), **kwargs))
+  return models.count_params(nnx.state(model, nnx.Param))
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (32, 32, 3)])
+@pytest.mark.parametrize("kwargs", [
+    {}, {"size": "tiny"}, {"size": "small"}, {"size": "tiny", "depth": 1, "heads": 6},
+    {"width": 24, "depth": 3, "heads": 3, "mlp_ratio": 2.0}, {"patch": 1, "width": 8},
+    {"dropout": 0.1, "width": 16}])
+def test_vit_maps_images_to_logits(shape, kwargs):
+  # Shapes only (traced, nothing computed): ViT-S at 32x32 would take seconds to run eagerly.
+  for train in (True, False):
+    logits = nnx.eval_shape(lambda: models.build(
+        "vit", shape, 10, nnx.Rngs(params=0, dropout=1), **kwargs)(
+            jnp.zeros((3, *shape)), train=train))
+    assert (logits.shape, logits.dtype) == ((3, 10), jnp.float32)
+
+
+@pytest.mark.parametrize("shape, patch", [((8, 8, 1), 2), ((32, 32, 3), 4), ((28, 28, 1), 7),
+                                          ((12, 12, 3), 3), ((16, 16, 3), 4), ((64, 64, 3), 8),
+                                          ((7, 7, 1), 1), ((30, 30, 3), 6), ((8, 12, 1), 2)])
+def test_vit_default_patch_makes_a_4x4_or_8x8_grid(shape, patch):
+  model = nnx.eval_shape(lambda: models.build("vit", shape, 3, nnx.Rngs(0), width=8, heads=2))
+  assert model.patch == patch
+
+
+@pytest.mark.parametrize("shape, patch, match", [
+    ((8, 8, 1), 3, r"patch=3 does not divide the 8x8 images into whole patches; use one of 1, 2, "
+                   r"4, 8"),
+    ((32, 32, 3), 5, "patch=5 does not divide the 32x32 images"),
+    ((8, 8, 1), 0, "patch=0 does not divide"),
+    ((8, 8, 1), 16, "patch=16 does not divide"),
+])
+def test_vit_bad_patch(shape, patch, match):
+  with pytest.raises(MemjaxError, match=match):
+    models.build("vit", shape, 3, nnx.Rngs(0), patch=patch)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"size": "huge"}, "Unknown vit size='huge'; choose one of tiny, small"),
+    ({"width": 30, "heads": 4}, "width=30 is not divisible by heads=4"),
+    ({"depth": 0}, "vit depth=0; use a positive integer"),
+    ({"dropout": 1.0}, r"dropout=1.0; use a rate in \[0, 1\)"),
+    ({"mlp_ratio": 0}, "mlp_ratio=0; must be positive"),
+])
+def test_vit_bad_knobs(kwargs, match):
+  with pytest.raises(MemjaxError, match=match):
+    nnx.eval_shape(lambda: models.build("vit", (8, 8, 1), 3, nnx.Rngs(0), **kwargs))
+  with pytest.raises(MemjaxError, match="needs images"):
+    models.build("vit", (64,), 3, nnx.Rngs(0))
+
+
+def test_vit_parameter_counts():
+  # The formula reproduces the published ViT-Ti/16 and ViT-S/16 (CLS token, 224x224, 1000
+  # classes; timm's vit_tiny_patch16_224 and vit_small_patch16_224: 5.7M and 22.1M; 5.5M and
+  # 21.7M without the head).
+  assert vit_params(192, 12, 196, 768, 1000, cls_token=True) == 5_717_416
+  assert vit_params(384, 12, 196, 768, 1000, cls_token=True) == 22_050_664
+  # memjax's ViT pools the mean instead of a CLS token: 2 * width fewer parameters.
+  assert vit_param_count((224, 224, 3), 1000, size="tiny", patch=16) == 5_717_416 - 2 * 192
+  # At 32x32 with patch 4 (64 tokens of 4*4*3 = 48 values), 10 classes.
+  tiny = vit_param_count((32, 32, 3), 10, size="tiny")
+  small = vit_param_count((32, 32, 3), 10, size="small")
+  assert tiny == vit_params(192, 12, 64, 48, 10)
+  assert small == vit_params(384, 12, 64, 48, 10)
+  assert 5.3e6 < tiny < 5.5e6 and 21.2e6 < small < 21.5e6  # the blocks dominate: ~ ViT-Ti, ViT-S
+  # The size's knobs can be overridden one by one.
+  assert vit_param_count((32, 32, 3), 10, size="small", depth=2) == vit_params(384, 2, 64, 48, 10)
+  assert vit_param_count((8, 8, 1), 10, width=32, depth=2, heads=2) == vit_params(32, 2, 16, 4, 10)
+
+
+def test_vit_dropout_acts_only_while_training():
+  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+  apply = nnx.jit(lambda model, x, train: model(x, train=train), static_argnames="train")
+  model = models.build("vit", (8, 8, 1), 5, nnx.Rngs(params=0, dropout=1), width=16, depth=2,
+                       dropout=0.2)
+  eval1, eval2 = apply(model, x, False), apply(model, x, False)
+  train1, train2 = apply(model, x, True), apply(model, x, True)  # the stream advances
+  np.testing.assert_array_equal(eval1, eval2)
+  assert not np.allclose(train1, eval1) and not np.allclose(train1, train2)
+  # Without dropout nothing is random: train and eval agree, and no dropout stream is needed.
+  plain = models.build("vit", (8, 8, 1), 5, nnx.Rngs(params=0), width=16, depth=2)
+  np.testing.assert_array_equal(apply(plain, x, True), apply(plain, x, False))
+  assert not [m for _, m in nnx.iter_graph(plain) if isinstance(m, nnx.Dropout)]
+  with pytest.raises(MemjaxError, match="needs random numbers while training: build it with "
+                     r"nnx.Rngs\(params=..., dropout=...\)"):
+    models.build("vit", (8, 8, 1), 5, nnx.Rngs(params=0), dropout=0.1)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_self_attention_matches_reference(causal):
+  attention = models.SelfAttention(16, 4, rngs=nnx.Rngs(0), causal=causal)
+  x = jax.random.normal(jax.random.key(1), (2, 5, 16))
+  mha = attention.attention
+  q, k, v = mha.query(x), mha.key(x), mha.value(x)  # [2, 5, 4, 4]
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / 2.0
+  if causal:
+    logits = jnp.where(jnp.tril(jnp.ones((5, 5), bool)), logits, -jnp.inf)
+  ref = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v)
+  np.testing.assert_allclose(attention(x), mha.out(ref), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["attention", "block"])
+def test_causal_attention_masks_the_future(module):
+  rngs = nnx.Rngs(0)
+  make = {"attention": lambda causal: models.SelfAttention(16, 2, rngs=rngs, causal=causal),
+          "block": lambda causal: models.TransformerBlock(16, 2, rngs=rngs, causal=causal)}[module]
+  apply = nnx.jit(lambda module, x: module(x))
+  causal, full = make(True), make(False)
+  x = jax.random.normal(jax.random.key(1), (3, 7, 16))
+  for t in range(6):  # the tokens after t replaced
+    changed = x.at[:, t + 1:].set(jax.random.normal(jax.random.key(t + 2), (3, 6 - t, 16)))
+    before, after = apply(causal, x), apply(causal, changed)
+    np.testing.assert_allclose(after[:, :t + 1], before[:, :t + 1], atol=1e-6)
+    assert not np.allclose(after[:, t + 1:], before[:, t + 1:])
+    # Without the mask every position sees the future.
+    assert not np.allclose(apply(full, changed)[:, :t + 1], apply(full, x)[:, :t + 1])
+
+
+def test_tiny_vit_fits_digits(small_digits):
+  # memjax.train's default SGD chain (the engine builds the model with nnx.Rngs(params=key));
+  # each model fits its 150 of the 300 digits (~7 s on 2 cores).
+  run = memjax.train(small_digits, model="vit", model_kwargs={"width": 16, "depth": 1, "heads": 2},
+                     models=4, epochs=30, batch_size=16, learning_rate=0.1, warmup_fraction=0.3,
+                     progress=False)
+  assert run.info["num_params"] == vit_params(16, 1, 16, 4, 10)
+  assert run.records.train_accuracy()[-1].min() > 0.97
+  assert run.records.test_accuracy()[-1].mean() > 0.5  # 0.66 measured
