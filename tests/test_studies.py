@@ -264,7 +264,7 @@ def test_scales_have_a_vit_family_with_its_recipe(scale, shape):
         k: v for k, v in recipe.items() if k != "epochs"}
 
 
-def test_usable_skips_vit_on_vectors_and_recipes_this_memjax_cannot_run(small_digits):
+def test_usable_skips_vit_on_vectors(small_digits):
   flat = memjax.from_arrays(small_digits.x_train.reshape(300, -1), small_digits.y_train,
                             small_digits.x_test.reshape(100, -1), small_digits.y_test,
                             name="flat", standardize=False)
@@ -272,11 +272,10 @@ def test_usable_skips_vit_on_vectors_and_recipes_this_memjax_cannot_run(small_di
   assert studies._usable([vit, MLP8], flat) == (
       [MLP8], ["vit w16 d1 skipped: flat has vector features, not images."])
   assert studies._usable([vit, MLP8], small_digits) == ([vit, MLP8], [])
-  # A recipe written for TrainConfig fields that do not exist (yet) skips its family.
-  future = ("vit", "vit", {"width": 16}, {"optimizer": "adamw", "optimizer_kwargs": {}})
-  assert studies._usable([future, MLP8], small_digits) == (
-      [MLP8], ["vit w16 skipped: its recipe sets optimizer, optimizer_kwargs, which this memjax's "
-               "TrainConfig does not have."])
+  # A recipe with a misspelt field is an error naming the close match, not a silent skip.
+  typo = ("vit", "vit", {"width": 16}, {"learning_rat": 0.1})
+  with pytest.raises(MemjaxError, match="did you mean 'learning_rate'"):
+    studies._arch_config(memjax.TrainConfig(), typo, 8, None, 0, default_epochs=3)
 
 
 def test_model_size_with_a_vit_family(small_digits, tmp_path):
