@@ -289,10 +289,12 @@ class Engine:
     chunk_size: models per chunk, a multiple of the mesh size.
     mesh: device mesh with axis ``"models"`` (default: all devices).
     eval_block: examples per evaluation block (default: from the memory budget).
+    fns: the model's pure functions when the caller has built them (:func:`model_fns`).
   """
 
   def __init__(self, data: Dataset, config: TrainConfig, steps_per_epoch: int,
-               chunk_size: int, mesh: Mesh | None = None, eval_block: int | None = None):
+               chunk_size: int, mesh: Mesh | None = None, eval_block: int | None = None,
+               fns: ModelFns | None = None):
     self.config = config
     self.mesh = make_mesh() if mesh is None else mesh
     if chunk_size % self.mesh.size:
@@ -300,7 +302,7 @@ class Engine:
                         "devices the model axis is sharded over; use a multiple.")
     self.chunk_size = chunk_size
     self.steps_per_epoch = steps_per_epoch
-    self.fns = model_fns(config, data)
+    self.fns = model_fns(config, data) if fns is None else fns
     self.optimizer = make_optimizer(config, steps_per_epoch)
     self.loss_fn = measures_lib.resolve_loss(config.loss, config.label_smoothing)
     self.measure_fns = measures_lib.resolve_measures(config.measures)

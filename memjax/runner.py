@@ -253,7 +253,7 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   fns = engine_lib.model_fns(config, dataset)
   chunk_size = _chunk_size(config, fns, dataset, num_models, mesh.size,
                            platform=mesh.devices.flat[0].platform)
-  engine = engine_lib.Engine(dataset, config, steps, chunk_size, mesh)
+  engine = engine_lib.Engine(dataset, config, steps, chunk_size, mesh, fns=fns)
   info["config"] = config.to_dict()
   eval_epochs = _eval_epochs(config)
   info.update(num_params=fns.num_params, chunk_size=chunk_size,
