@@ -40,12 +40,12 @@ def import_object(path: str, what: str = "object") -> Any:
   try:
     obj = importlib.import_module(module_name)
   except ImportError as e:
-    raise MemjaxError(f"Cannot import module {module_name!r} for the {what} {path!r} ({e}). "
+    raise MemjaxError(f"Cannot import module {module_name!r} for the {what} ({path!r}: {e}). "
                       "Install the package, or run from the directory that holds it (or add "
                       "that directory to PYTHONPATH).") from e
   for part in attribute.split("."):
     if not hasattr(obj, part):
-      raise MemjaxError(f"Module {module_name!r} has no attribute {attribute!r} (the {what} "
+      raise MemjaxError(f"Module {module_name!r} has no attribute {attribute!r} (the {what}, "
                         f"{path!r}). Check the spelling after the colon.")
     obj = getattr(obj, part)
   return obj
