@@ -86,6 +86,32 @@ def require_saved(spec: Any, what: str, keyword: str) -> None:
         "importable file so that memjax can store 'package.module:Name'.")
 
 
+def resolve(spec: Any, what: str, builtins: dict[str, Any], *, keyword: str,
+            expected: str) -> Any:
+  """The object ``spec`` stands for: a built-in by name, an object by import path, or ``spec``
+  itself; it must be callable.
+
+  Args:
+    spec: a key of ``builtins``, an import path ``"package.module:Name"``, or an object.
+    what: how messages name it ("model", "measure 'margin'", ...).
+    builtins: name -> object.
+    keyword: the ``memjax.train`` keyword that passes such an object (for messages).
+    expected: what a callable of this kind is, e.g. "a flax NNX Module class or factory".
+  """
+  if isinstance(spec, str):
+    require_saved(spec, what, keyword)
+    if spec in builtins:
+      return builtins[spec]
+    if not is_import_path(spec):
+      raise MemjaxError(f"Unknown {what} {spec!r}; choose one of {', '.join(builtins)}, or give "
+                        f"{expected} as an import path 'package.module:Name'.")
+    spec = import_object(spec, what)
+  if not callable(spec):
+    raise MemjaxError(f"The {what} must be a built-in name, an import path, or {expected}; got "
+                      f"{type(spec).__name__}.")
+  return spec
+
+
 def _short_repr(obj: Any) -> str:
   text = getattr(obj, "__qualname__", None) or type(obj).__name__
   return text if len(text) <= 60 else text[:57] + "..."

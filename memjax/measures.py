@@ -149,6 +149,7 @@ def lira_statistic(logits, labels) -> jax.Array:
 
 LOSSES: dict[str, PerExample] = {"cross_entropy": cross_entropy}
 MEASURES: dict[str, PerExample] = {"log_prob": log_prob, "margin": margin, "entropy": entropy}
+_PER_EXAMPLE = "a callable (logits [B, C], labels [B]) -> [B]"
 # Names the records use for their own arrays; a user measure may not take them.
 RESERVED = ("correct", "prob", "loss", "lira")
 
@@ -165,28 +166,12 @@ def resolve_loss(loss: Any, label_smoothing: float = 0.0) -> PerExample:
   if label_smoothing:
     raise MemjaxError(f"label_smoothing={label_smoothing} applies to the built-in "
                       "'cross_entropy' loss; put the smoothing into your own loss instead.")
-  return _callable(loss, "loss", LOSSES)
+  return imports.resolve(loss, "loss", LOSSES, keyword="loss", expected=_PER_EXAMPLE)
 
 
 def resolve_measures(measures: dict[str, Any]) -> dict[str, PerExample]:
   """``{name: fn}`` for ``TrainConfig.measures`` (values: built-in names, import paths or
   callables ``fn(logits [B, C], labels [B]) -> [B]``)."""
-  return {name: _callable(spec, f"measure {name!r}", MEASURES, keyword="measures")
+  return {name: imports.resolve(spec, f"measure {name!r}", MEASURES, keyword="measures",
+                                expected=_PER_EXAMPLE)
           for name, spec in measures.items()}
-
-
-def _callable(spec: Any, what: str, builtins: dict[str, PerExample],
-              keyword: str = "loss") -> PerExample:
-  if isinstance(spec, str):
-    imports.require_saved(spec, what, keyword)
-    if spec in builtins:
-      return builtins[spec]
-    if not imports.is_import_path(spec):
-      raise MemjaxError(f"Unknown {what} {spec!r}; use one of {', '.join(builtins)}, an import "
-                        "path 'package.module:function', or pass a callable "
-                        "(logits [B, C], labels [B]) -> [B].")
-    spec = imports.import_object(spec, what)
-  if not callable(spec):
-    raise MemjaxError(f"The {what} must be callable (logits [B, C], labels [B]) -> [B]; got "
-                      f"{type(spec).__name__}.")
-  return spec

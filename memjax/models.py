@@ -447,19 +447,9 @@ def resolve(model) -> Callable[..., nnx.Module]:
   >>> resolve("mlp") is MLP
   True
   """
-  if isinstance(model, str):
-    imports.require_saved(model, "model", "model")
-    if model in REGISTRY:
-      return REGISTRY[model]
-    if not imports.is_import_path(model):
-      raise MemjaxError(f"Unknown model {model!r}; choose one of {', '.join(REGISTRY)}, or give "
-                        "your own flax NNX Module as an import path 'package.module:Name'.")
-    model = imports.import_object(model, "model")
-  if not callable(model):
-    raise MemjaxError(f"model must be a built-in name, an import path, or a flax NNX Module "
-                      f"class or factory X(input_shape, num_classes, *, rngs, **kwargs); got "
-                      f"{type(model).__name__}.")
-  return model
+  return imports.resolve(model, "model", REGISTRY, keyword="model",
+                         expected="your flax NNX Module class or factory X(input_shape, "
+                         "num_classes, *, rngs, **kwargs)")
 
 
 def model_name(model) -> str:
