@@ -80,10 +80,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import special as scipy_special
-from scipy import stats as scipy_stats
 
 from memjax import engine as engine_lib
 from memjax import estimators, formatting
+from memjax.correlation import spearman  # noqa: F401  (the proxies' measure, also here)
 from memjax import measures as measures_lib
 from memjax.config import TrainConfig
 from memjax.data import Dataset, load
@@ -356,34 +356,6 @@ def symmetric_kl(logits_p, logits_q) -> np.ndarray:
   lp = lp - scipy_special.logsumexp(lp, axis=-1, keepdims=True)
   lq = lq - scipy_special.logsumexp(lq, axis=-1, keepdims=True)
   return np.sum((np.exp(lp) - np.exp(lq)) * (lp - lq), axis=-1)
-
-
-# ---- correlation --------------------------------------------------------------------------------
-def spearman(proxy, memorization, level: float = 0.95) -> dict[str, float]:
-  """Spearman rank correlation of a proxy with memorization scores, with a confidence interval.
-
-  Args:
-    proxy: [N] proxy values (NaN/inf-free entries used; ``inf`` ranks highest).
-    memorization: [N] memorization scores.
-    level: confidence level of the interval (Fisher z with the Fieller et al. 1957 standard
-      error ``1.06 / sqrt(n - 3)`` for Spearman's rho).
-
-  Returns:
-    {"rho", "low", "high", "n"}.
-  """
-  x = np.asarray(proxy, np.float64)
-  y = np.asarray(memorization, np.float64)
-  if x.shape != y.shape or x.ndim != 1:
-    raise MemjaxError(f"proxy {x.shape} and memorization {y.shape} must both be [N] arrays "
-                      "over the same training examples.")
-  ok = ~np.isnan(x) & np.isfinite(y)
-  n = int(ok.sum())
-  if n < 4 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-    return {"rho": float("nan"), "low": float("nan"), "high": float("nan"), "n": n}
-  rho = float(scipy_stats.spearmanr(x[ok], y[ok]).statistic)
-  z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
-  half = scipy_stats.norm.ppf(0.5 + level / 2) * 1.06 / math.sqrt(n - 3)
-  return {"rho": rho, "low": float(np.tanh(z - half)), "high": float(np.tanh(z + half)), "n": n}
 
 
 # ---- jax functions (used inside compiled programs) ----------------------------------------------

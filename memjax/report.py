@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from memjax import estimators, plotting
+from memjax import correlation, estimators, plotting
 from memjax.errors import MemjaxError
 from memjax.formatting import markdown_table  # noqa: F401 (kept as report.markdown_table)
 from memjax.plotting import figure_png  # noqa: F401 (kept as report.figure_png)
@@ -377,17 +377,11 @@ def figure_scatter(cscore: np.ndarray, memorization: np.ndarray, labels: np.ndar
   ax.set_xlim(-0.03, 1.03)
   ax.set_xlabel("C-score  (accuracy when held out)")
   ax.set_ylabel("memorization")
-  r = _pearson(cs[ok], mem[ok])
+  r = correlation.pearson(cs[ok], mem[ok])["r"]
   ax.set_title("C-score vs memorization" + ("" if math.isnan(r) else f"  (Pearson r = {r:.2f})"))
   ax.grid(True, alpha=0.3)
   fig.tight_layout()
   return fig
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-  if x.size < 3 or np.std(x) == 0 or np.std(y) == 0:
-    return math.nan
-  return float(np.corrcoef(x, y)[0, 1])
 
 
 def figure_epochs(table: dict[str, np.ndarray], threshold: float = THRESHOLD):

@@ -99,18 +99,6 @@ def test_symmetric_kl_known_value():
     proxies.symmetric_kl(logits, logits[..., :5])
 
 
-def test_spearman_with_interval():
-  x = np.arange(50.0)
-  s = proxies.spearman(x, x ** 3)
-  assert s["rho"] == pytest.approx(1.0) and s["n"] == 50
-  y = np.random.default_rng(0).normal(size=50) + x / 10
-  x_nan = x.copy()
-  x_nan[:5] = np.nan
-  s = proxies.spearman(x_nan, y)
-  assert s["n"] == 45 and s["low"] < s["rho"] < s["high"]
-  assert np.isnan(proxies.spearman(np.ones(10), y[:10])["rho"])
-
-
 def test_complementary_halves():
   keep = proxies.complementary_halves(6, 11, seed=3)
   assert keep.shape == (6, 11)

@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import stats
 
 import memjax
 from memjax import cli, estimators, formatting, plotting, studies
@@ -179,32 +178,7 @@ def test_detect_stages_errors():
     studies.detect_stages(np.ones((2, 2)), np.ones((2, 2)))
 
 
-# ---- _pearson, arch_label, scales ---------------------------------------------------------------
-def test_pearson_known_values():
-  x, y = [1, 2, 3, 4, 5, 7], [2, 4, 5, 4, 5, 9]
-  res = studies._pearson(x, y)
-  r = np.corrcoef(x, y)[0, 1]
-  t = r * math.sqrt(4 / (1 - r * r))
-  half = stats.norm.ppf(0.975) / math.sqrt(6 - 3)  # Fisher z interval
-  assert res["n"] == 6
-  assert res["r"] == pytest.approx(r)
-  assert res["p"] == pytest.approx(2 * stats.t.sf(abs(t), 4))
-  assert res["low"] == pytest.approx(math.tanh(math.atanh(r) - half))
-  assert res["high"] == pytest.approx(math.tanh(math.atanh(r) + half))
-  # Non-finite pairs are dropped.
-  with_nan = studies._pearson(x + [np.nan, 3.0], y + [1.0, np.inf])
-  assert with_nan == pytest.approx(res)
-  assert studies._pearson([1, 2, 3], [3, 2, 1])["r"] == pytest.approx(-1.0)
-
-
-def test_pearson_degenerate():
-  three = studies._pearson([1, 2, 3], [1, 3, 2])
-  assert three["r"] == pytest.approx(0.5) and math.isnan(three["low"]) and math.isnan(three["high"])
-  for x, y in (([1, 2], [3, 4]), ([1, 2, 3], [5, 5, 5]), ([2, 2, 2, 2], [1, 2, 3, 4])):
-    res = studies._pearson(x, y)
-    assert math.isnan(res["r"]) and math.isnan(res["p"]) and res["n"] == len(x)
-
-
+# ---- arch_label, scales ---------------------------------------------------------------------
 @pytest.mark.parametrize("arch, label", [
     (("mlp", "mlp", {"widths": [64, 64]}), "mlp[64,64]"),
     (("mlp", "mlp", {"widths": [8]}), "mlp[8]"),
