@@ -8,6 +8,7 @@
     memjax attack runs/c10                      # LiRA / RMIA / loss audit, ROC plot
     memjax report runs/c10                      # self-contained HTML report
     memjax study model_size                     # a study of the seed papers (or `all`)
+    memjax study model_size --replot DIR        # redraw its plot from the saved table
 """
 
 from __future__ import annotations
@@ -188,6 +189,89 @@ def cmd_scores(args) -> int:
   return 0
 
 
+def _add_study_parser(sub) -> None:
+  p = sub.add_parser(
+      "study", help="run an experiment of the Back to Fundamentals paper",
+      description="Train the ensembles of a study, write table.csv, table.md, headline.json, "
+      "study.json and plot.png to --out, print the table ('all': every study, sharing "
+      "ensembles, and claims.md, the paper's claims checked).")
+  p.add_argument("name", choices=(*studies.STUDIES, "all"), help="the study ('all': every "
+                 "study, sharing ensembles)")
+  p.add_argument("--data", default="digits", help="dataset spec: digits (default), npz:PATH, "
+                 "tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
+  p.add_argument("--scale", default="default", choices=tuple(studies.SCALES),
+                 help="small (seconds), default (minutes on digits, CPU), large (accelerators)")
+  p.add_argument("--preset", default="default", help="TrainConfig preset for the other "
+                 f"training fields: {', '.join(PRESETS)}")
+  p.add_argument("--models", type=int, help="models per ensemble (overrides the scale)")
+  p.add_argument("--epochs", type=int, help="epochs (overrides the scale and a family's own "
+                 "recipe, e.g. the vit's)")
+  p.add_argument("--keep-ratio", type=float, help="fraction of the training set each model "
+                 "trains on (default: the preset's, 0.5; the paper uses 0.7)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", help="output directory (default studies/NAME-DATA-TIMESTAMP); the "
+                 "ensembles are saved in OUT/runs, and running again with the same --out "
+                 "resumes or reuses them")
+  p.add_argument("--replot", metavar="DIR", help="redraw the plot of the study saved in DIR "
+                 "(for 'all': of every study in DIR/NAME) without training; other flags are "
+                 "ignored")
+  p.add_argument("--progress", action="store_true", help="progress bars while training")
+
+
+def cmd_study(args) -> int:
+  """``memjax study NAME``: runs the study (or all), saves and prints it; or redraws a plot."""
+  names = list(studies.STUDIES) if args.name == "all" else [args.name]
+  if args.replot:
+    return _replot_studies(args.replot, names, every=args.name == "all")
+  if args.preset not in PRESETS:
+    raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
+  root = args.out or os.path.join(
+      "studies", f"{args.name}-{spec_slug(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
+  config = PRESETS[args.preset]
+  if args.keep_ratio is not None:
+    config = config.replace(keep_ratio=args.keep_ratio)
+  settings = studies.StudySettings(
+      data=args.data, scale=args.scale, models=args.models, epochs=args.epochs, seed=args.seed,
+      config=config, progress=args.progress, log=lambda line: print(line, flush=True))
+  dataset = settings.dataset()
+  results = {}
+  for name in names:
+    out = os.path.join(root, name) if len(names) > 1 else root
+    t0 = time.perf_counter()
+    print(f"memjax study {name} ({args.scale}) on {dataset.name} ...", flush=True)
+    with settings.runs.saving(os.path.join(root, "runs")):
+      results[name] = studies.study(name).run(settings)
+    results[name].save(out)
+    print(results[name].markdown())
+    print(f"  wrote {out}/table.csv, table.md, headline.json, study.json, plot.png "
+          f"({time.perf_counter() - t0:.1f} s)", flush=True)
+  if len(names) > 1:
+    table = studies.claims_table(studies.check_claims(results),
+                                 f"this run ({args.scale}, {dataset.name})")
+    with open(os.path.join(root, "claims.md"), "w") as f:
+      f.write(f"# Back to Fundamentals: the claims, checked ({args.scale}, {dataset.name})\n\n"
+              f"{table}\n")
+    print(f"{table}\n  wrote {root}/claims.md", flush=True)
+  return 0
+
+
+def _replot_studies(directory: str, names: list[str], every: bool) -> int:
+  """Redraws the plot of the study in ``directory`` (``every``: of each study in its
+  subdirectories), checking that it is the study named."""
+  targets = [os.path.join(directory, n) for n in names] if every else [directory]
+  found = [t for t in targets if os.path.exists(os.path.join(t, "study.json"))]
+  if every and not found:
+    raise MemjaxError(f"{directory} holds no saved study ({', '.join(names)} subdirectories "
+                      "with a study.json); pass the --out of `memjax study all`.")
+  for target in found if every else targets:
+    saved = studies.StudyResult.load(target)
+    if not every and saved.name != names[0]:
+      raise MemjaxError(f"{target} holds the study {saved.name!r}, not {names[0]!r}; run "
+                        f"`memjax study {saved.name} --replot {target}`.")
+    print(f"  wrote {studies.replot(target)}", flush=True)
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="memjax", description="Per-example memorization, C-scores and membership inference "
@@ -199,12 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("dir", help="run directory")
   p.add_argument("--top", type=int, default=10)
   report.add_report_parser(sub)
-  studies.add_study_parser(sub)
+  _add_study_parser(sub)
   return parser
 
 
 COMMANDS = {"run": cmd_run, "scores": cmd_scores, "attack": cmd_attack,
-            "report": report.cmd_report, "study": studies.cmd_study}
+            "report": report.cmd_report, "study": cmd_study}
 
 
 def main(argv=None) -> int:

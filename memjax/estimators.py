@@ -298,6 +298,25 @@ def count_memorized(scores, threshold: float = DEFAULT_THRESHOLD) -> int:
   return int(np.sum(is_memorized(np.asarray(scores, dtype=np.float64), threshold)))
 
 
+def mean_sd(scores) -> tuple[float, float]:
+  """Mean and sample standard deviation (ddof 1) of the finite entries of ``scores``.
+
+  Args:
+    scores: [...] values, e.g. [N] memorization scores (NaN where undefined).
+
+  Returns:
+    (mean, sd): NaN, NaN without a finite entry; sd 0.0 with one.
+
+  >>> mean_sd([0.0, 1.0, float("nan")])
+  (0.5, 0.7071067811865476)
+  """
+  x = np.asarray(scores, np.float64)
+  x = x[np.isfinite(x)]
+  if x.size == 0:
+    return float("nan"), float("nan")
+  return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
+
+
 def memorization_history(values, keep) -> np.ndarray:
   """Memorization after every evaluation, vectorised over evaluations.
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 import io
 
 DPI = 110  # the resolution of the report's and the studies' figures
+# Colour and marker of each model family, in every panel of every plot (other families: the next
+# default colours, circles).
+FAMILY_STYLES = {"mlp": ("C0", "o"), "vgg": ("C1", "s"), "resnet": ("C2", "^"), "vit": ("C3", "D")}
 
 
 def figure(width: float, height: float, *, layout: str | None = None):
@@ -38,6 +41,24 @@ def subplots(ncols: int = 1, width: float = 5.0, height: float = 3.8):
   layout (the studies' plots)."""
   fig = figure(width * ncols, height, layout="constrained")
   return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
+
+def family_style(family: str, index: int = 0) -> tuple[str, str]:
+  """(colour, marker) of a model family: its entry in :data:`FAMILY_STYLES`, else the
+  ``index``-th colour after those, with circles. Pass the family's position among the plotted
+  families as ``index`` so that two unknown families differ.
+
+  >>> family_style("vgg"), family_style("mine", 1)
+  (('C1', 's'), ('C5', 'o'))
+  """
+  if family in FAMILY_STYLES:
+    return FAMILY_STYLES[family]
+  return f"C{(index + len(FAMILY_STYLES)) % 10}", "o"
+
+
+def save(fig, path: str, dpi: int = DPI) -> None:
+  """Writes a Figure to ``path`` (PNG unless the suffix says otherwise) at ``dpi``."""
+  fig.savefig(path, dpi=dpi)
 
 
 def figure_png(fig, dpi: int = DPI) -> bytes:

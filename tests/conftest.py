@@ -28,3 +28,27 @@ def tiny_images(n_train=64, n_test=32, shape=(8, 8, 3), classes=4, seed=0):
   x_train, y_train = make(n_train)
   x_test, y_test = make(n_test)
   return memjax.from_arrays(x_train, y_train, x_test, y_test, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def small_studies(small_digits):
+  """The five studies at scale "small" on 300 digits (~15 s on 2 cores; the ensembles shared
+  through a cache of their own), and the log lines of the ensembles trained."""
+  from memjax import studies
+  from memjax.studies import scales
+  logs = []
+  settings = studies.StudySettings(small_digits, scale="small", log=logs.append,
+                                   cache=studies.RunCache())
+  out = {
+      "model_size": studies.study("model_size").run(settings),
+      "epochs": studies.study("epochs").run(settings),
+      # Reuses model_size's two ensembles and epochs' ensemble: nothing new is trained.
+      "transient": studies.study("transient").run(settings),
+      # A third width so that the Pearson r is defined (n = 3); mlp[8] and mlp[64] are cached.
+      "gap": studies.study("gap").run(settings, families=(scales.mlp(8), scales.mlp(16),
+                                                          scales.mlp(64))),
+      "natural_vs_artificial": studies.study("natural_vs_artificial").run(settings),
+  }
+  out["logs"] = logs
+  out["settings"] = settings
+  return out

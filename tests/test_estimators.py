@@ -286,3 +286,103 @@ def test_memorization_history_of_real_values_and_compatibility():
   from memjax import studies
   for name in ("memorization_history", "memorized_count_se", "null_memorized_count"):
     assert getattr(studies, name) is getattr(estimators, name)
+
+
+# ---- per-evaluation memorization, its bootstrap SE and permutation null -----------------------
+def random_history(t=3, m=8, n=40, seed=0):
+  """[T, M, N] correctness that depends on keep (IN models right more often) and a [M, N] keep."""
+  rng = np.random.default_rng(seed)
+  keep = rng.random((m, n)) < 0.5
+  p = np.where(keep, 0.8, 0.4)
+  return rng.random((t, m, n)) < p, keep
+
+
+def memorized_counts(correct, keep, threshold=estimators.DEFAULT_THRESHOLD):
+  """[T] counts of examples with score >= threshold, one estimators.memorization call per row."""
+  return np.array([estimators.count_memorized(estimators.memorization(c, keep), threshold)
+                   for c in correct])
+
+
+def test_memorization_history_known_values():
+  keep = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], bool)
+  first = np.array([[1, 0], [1, 1], [0, 1], [0, 1]], bool)
+  second = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], bool)
+  # Example 0 is IN for models 0, 1 and OUT for 2, 3; example 1 IN for 1, 2 and OUT for 0, 3.
+  # first: example 0 IN 2/2 - OUT 0/2 = 1; example 1 IN 2/2 - OUT 1/2 = 0.5.
+  # second: example 0 IN 1/2 - OUT 0/2 = 0.5; example 1 IN 1/2 - OUT 1/2 = 0.
+  hist = estimators.memorization_history(np.stack([first, second]), keep)
+  assert hist.dtype == np.float64
+  np.testing.assert_allclose(hist, [[1.0, 0.5], [0.5, 0.0]])
+
+
+def test_memorization_history_matches_estimators_and_nan():
+  correct, keep = random_history(t=4, m=6, n=30)
+  keep[0], keep[1] = True, False  # every example has an IN and an OUT model...
+  keep[:, 0] = True   # ... but example 0 has no OUT model
+  keep[:, 1] = False  # and example 1 no IN model
+  hist = estimators.memorization_history(correct, keep)
+  assert hist.shape == (4, 30)
+  for t in range(4):
+    np.testing.assert_allclose(hist[t], estimators.memorization(correct[t], keep))
+  assert np.isnan(hist[:, :2]).all() and np.isfinite(hist[:, 2:]).all()
+
+
+def test_memorization_history_shape_errors():
+  correct, keep = random_history(t=2, m=4, n=5)
+  with pytest.raises(MemjaxError, match=r"\[T, M, N\]"):
+    estimators.memorization_history(correct[0], keep)
+  with pytest.raises(MemjaxError, match=r"matching keep"):
+    estimators.memorization_history(correct, keep[:, :4])
+
+
+def test_memorized_count_se_matches_explicit_resampling():
+  # M = 8: every score a resample can give is a/n_in - b/n_out with n_in + n_out = 8, so a score
+  # exactly at 0.25 is a dyadic fraction and float32 vs float64 cannot disagree at the threshold.
+  correct, keep = random_history(t=3, m=8, n=50, seed=1)
+  se = estimators.memorized_count_se(correct, keep, n_boot=40, seed=3)
+  rng = np.random.default_rng(3)
+  weights = rng.multinomial(8, np.full(8, 1 / 8), size=40)
+  counts = []
+  for w in weights:
+    idx = np.repeat(np.arange(8), w)  # the resampled models, repeats included
+    hist = estimators.memorization_history(correct[:, idx], keep[idx])
+    counts.append((np.nan_to_num(hist, nan=-np.inf) >= estimators.DEFAULT_THRESHOLD).sum(-1))
+  expected = np.std(counts, axis=0, ddof=1)
+  assert se.shape == (3,)
+  np.testing.assert_allclose(se, expected, rtol=1e-12)
+  assert (se > 0).all()
+  # [M, N] input gives a float equal to the single-evaluation answer.
+  single = estimators.memorized_count_se(correct[1], keep, n_boot=40, seed=3)
+  assert isinstance(single, float) and single == pytest.approx(expected[1])
+  # Deterministic for a seed.
+  np.testing.assert_array_equal(se, estimators.memorized_count_se(correct, keep, n_boot=40, seed=3))
+
+
+def test_memorized_count_se_zero_when_nothing_varies():
+  _, keep = random_history(m=8, n=20)
+  always = np.ones((2, 8, 20), bool)  # every model right on everything: all scores 0
+  np.testing.assert_array_equal(estimators.memorized_count_se(always, keep), [0.0, 0.0])
+  assert estimators.memorized_count_se(always[0], keep) == 0.0
+
+
+def test_null_memorized_count_matches_reference():
+  correct, keep = random_history(t=2, m=8, n=60, seed=2)
+  got = estimators.null_memorized_count(correct, keep, n_perm=3, seed=5)
+  rng = np.random.default_rng(5)
+  expected = np.zeros(2)
+  for _ in range(3):
+    perm = np.argsort(rng.random(keep.shape), axis=0)
+    shuffled = np.stack([keep[perm[:, i], i] for i in range(keep.shape[1])], axis=1)
+    np.testing.assert_array_equal(shuffled.sum(0), keep.sum(0))  # IN counts kept per example
+    expected += memorized_counts(correct, shuffled)
+  np.testing.assert_allclose(got, expected / 3)
+  # The real signal (IN right 80%, OUT 40%) is well above the permutation floor.
+  assert (memorized_counts(correct, keep) > got + 10).all()
+  assert isinstance(estimators.null_memorized_count(correct[0], keep, n_perm=3, seed=5), float)
+
+
+def test_null_memorized_count_zero_without_dependence_on_keep():
+  _, keep = random_history(m=8, n=30)
+  per_example = np.random.default_rng(0).random(30) < 0.5
+  correct = np.broadcast_to(per_example, (2, 8, 30))  # same answer from every model
+  np.testing.assert_array_equal(estimators.null_memorized_count(correct, keep), [0.0, 0.0])

@@ -24,7 +24,7 @@ def test_jsonable_converts_numpy_recursively():
 def test_headline_json_format(tmp_path):
   # headline.json: NaN and +-inf are null, numpy values plain, keys strings, indent 1.
   res = studies.StudyResult(
-      name="toy", columns=("a",), rows=[{"a": 1}], description="d", plot=lambda path: None,
+      name="toy", columns=("a",), rows=[{"a": 1}], description="d",
       headline={"r": NAN, "n": np.int64(2), "arr": np.array([1.5, INF, -INF]),
                 "ok": np.bool_(True), 3: (np.float32(0.25), None)})
   res.plot = lambda path: open(path, "wb").close()
@@ -108,7 +108,7 @@ def test_study_markdown():
       name="toy", columns=("a", "b", "c", "d"), description="A toy table.", headline={},
       rows=[{"a": "x", "b": np.int64(3), "c": 0.5, "d": [1, 2]},
             {"a": "y|z", "b": True, "c": NAN, "d": {"k": np.float32(0.25)}}],
-      plot=lambda path: None, notes=["a caveat"])
+      notes=["a caveat"])
   assert res.markdown() == (
       "# toy\n\nA toy table.\n\n| a | b | c | d |\n|---|---|---|---|\n| x | 3 | 0.5 | [1, 2] |\n"
       '| y\\|z | True | n/a | {"k": 0.25} |\n\nHeadline: `{}`\n\n- a caveat\n')
