@@ -1,0 +1,111 @@
+"""The experiments of "Back to Fundamentals: Re-examining Memorization in Deep Learning Models".
+
+Each study trains ensembles with :func:`memjax.train`, estimates Feldman & Zhang memorization
+(an example is *memorized* when its score is at least the threshold, 0.25 as in the paper) and
+returns a :class:`StudyResult`: a table, a headline figure and a plot, written by
+:meth:`StudyResult.save` (``table.csv``, ``table.md``, ``headline.json``, ``plot.png``, and what
+:meth:`StudyResult.load` needs to redraw the plot without training).
+
+================================  ===============================================================
+study                             question (paper section)
+================================  ===============================================================
+:func:`model_size`                memorization vs parameters within a family (Table 1, Fig. 1)
+:func:`epochs`                    memorization per epoch; the stages none / rise / fall (Fig. 2)
+:func:`transient`                 model-wise and temporal-wise transient memorization (Sec. 4.3)
+:func:`gap`                       memorization count vs train-test gap, Pearson r (Fig. 3)
+:func:`natural_vs_artificial`     injected noisy labels / noisy inputs vs natural points
+================================  ===============================================================
+
+:func:`check_claims` compares their headline figures with the paper's claims.
+
+Every study takes the same settings (:class:`StudySettings`: data, scale, models, epochs, seed,
+config, threshold, progress, log, cache) as keyword arguments, plus its own options (which
+families, which fractions). Scales (:data:`SCALES`): ``"small"`` trains a handful of tiny models
+for seconds (tests, pass a small dataset); ``"default"`` is the report's setting on the embedded
+digits, minutes on a 2-core CPU; ``"large"`` is meant for accelerators and larger ``data`` (e.g.
+``tfds:cifar10``) and has not been run on the CPU. ``models=`` and ``epochs=`` override a scale;
+``config=`` sets the other training fields (e.g. ``memjax.PRESETS["back_to_fundamentals"]``),
+except where a family brings its own recipe: the vit family of ``model_size`` / ``gap`` trains
+with ``memjax.config.VIT_DIGITS_RECIPE`` (an Arch's 4th element, see
+:func:`memjax.studies.scales.arch_config`).
+
+Runs with equal data and configuration are trained once per process (:class:`RunCache`,
+:func:`clear_cache`), so running several studies in one process (``memjax study all``) trains
+each ensemble once; inside :func:`saving_runs` they are also saved and resumed.
+
+Counts carry a bootstrap standard error over models
+(:func:`memjax.estimators.memorized_count_se`).
+
+Adding a study: a module in this package with a public function (``NAME(data, *, options,
+**settings)``), ``run(settings, **options)``, ``plot(result, path)`` and a :class:`Study` record
+``STUDY``; then its import and one entry in :data:`REGISTRY` below.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from memjax.errors import MemjaxError
+# Estimators that once lived here; still importable from memjax.studies.
+from memjax.estimators import (memorization_history, memorized_count_se,  # noqa: F401
+                               null_memorized_count)
+from memjax.plotting import FAMILY_STYLES  # noqa: F401
+from memjax.studies.cache import SHARED, RunCache, clear_cache, saving_runs  # noqa: F401
+from memjax.studies.claims import Claim, check_claims, claims_table  # noqa: F401
+# Each study's function has its module's name: memjax.studies.epochs is the function; import
+# the module's other parts by their full path (from memjax.studies.epochs import plot).
+from memjax.studies.epochs import STUDY as _EPOCHS
+from memjax.studies.epochs import detect_stages, epochs  # noqa: F401
+from memjax.studies.gap import STUDY as _GAP
+from memjax.studies.gap import gap  # noqa: F401
+from memjax.studies.model_size import STUDY as _MODEL_SIZE
+from memjax.studies.model_size import model_size  # noqa: F401
+from memjax.studies.natural_vs_artificial import STUDY as _NATURAL_VS_ARTIFICIAL
+from memjax.studies.natural_vs_artificial import (GROUP_NAMES, NATURAL,  # noqa: F401
+                                                  NOISY_INPUT, NOISY_LABEL, inject_artificial,
+                                                  natural_vs_artificial)
+from memjax.studies.result import Study, StudyResult  # noqa: F401
+from memjax.studies.scales import (IMAGE_MODELS, SCALES, Arch, Scale,  # noqa: F401
+                                   arch_label)
+from memjax.studies.settings import THRESHOLD, StudySettings  # noqa: F401
+from memjax.studies.transient import STUDY as _TRANSIENT
+from memjax.studies.transient import transient  # noqa: F401
+
+REGISTRY: dict[str, Study] = {s.name: s for s in (
+    _MODEL_SIZE, _EPOCHS, _TRANSIENT, _GAP, _NATURAL_VS_ARTIFICIAL)}
+STUDIES = tuple(REGISTRY)
+FUNCTIONS = {name: s.function for name, s in REGISTRY.items()}  # name -> memjax.studies.NAME
+
+
+def study(name: str) -> Study:
+  """The registered :class:`Study` called ``name``, or an error listing them."""
+  if name not in REGISTRY:
+    raise MemjaxError(f"Unknown study {name!r}; choose one of {', '.join(REGISTRY)} (or 'all' "
+                      "on the command line).")
+  return REGISTRY[name]
+
+
+def run_study(name: str, data: Any = "digits", *, out: str | None = None,
+              **kwargs) -> StudyResult:
+  """Runs the study ``name`` (a key of :data:`REGISTRY`) and saves it to ``out`` if given.
+
+  Args:
+    name: the study.
+    data: dataset spec or Dataset.
+    out: directory for :meth:`StudyResult.save`; None saves nothing.
+    **kwargs: the study's options and :class:`StudySettings` fields.
+  """
+  result = study(name).function(data, **kwargs)
+  if out is not None:
+    result.save(out)
+  return result
+
+
+def replot(directory: str) -> str:
+  """Redraws ``directory/plot.png`` from the study saved there, without training; returns the
+  path of the plot."""
+  result = StudyResult.load(directory)
+  path = os.path.join(directory, "plot.png")
+  result.plot(path)
+  return path

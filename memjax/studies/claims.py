@@ -1,0 +1,135 @@
+"""The paper's claims, checked against the studies' headline figures.
+
+Each :class:`Claim` states a finding of "Back to Fundamentals" (or of the artificial-memorization
+literature it answers), what a run measured, and whether the two agree:
+
+* natural memorization vs model size: the family's trend must be ``decreases`` beyond 2 standard
+  errors (``model_size``);
+* over training: the ``epochs`` study must detect a fall after the peak;
+* transient points must score above the mean of all points, model-wise and temporal-wise;
+* the memorized count must follow the train-test gap with Pearson r > 0.9 (``gap``);
+* artificial points' mean score must grow from the smallest to the largest model, and the natural
+  points' by less than half as much (``natural_vs_artificial``).
+
+At small scale and with few models the estimates are noisy: a verdict is only as good as the
+ensembles it comes from (read it with the standard errors in the tables).
+
+>>> claims = check_claims({"gap": {"pearson_gap_vs_memorized": {"r": 0.95, "n": 13, "p": 1e-6}}})
+>>> [(c.claim, c.agrees) for c in claims]
+[('memorized count vs train-test gap', True)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+from memjax import formatting
+
+GAP_MIN_R = 0.9  # the gap claim holds when Pearson r exceeds this (the paper: 0.99)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  """One claim, checked.
+
+  Attributes:
+    claim: what is claimed about.
+    paper: the paper's finding (with its table or figure).
+    measured: what the run measured, in words and figures.
+    agrees: True / False; None when the run cannot tell (e.g. too few architectures).
+  """
+
+  claim: str
+  paper: str
+  measured: str
+  agrees: bool | None
+
+  @property
+  def verdict(self) -> str:
+    """``yes``, ``no`` or ``n/a``."""
+    return "n/a" if self.agrees is None else "yes" if self.agrees else "no"
+
+
+def check_claims(headlines: Mapping[str, Any]) -> list[Claim]:
+  """The claims the given studies can check.
+
+  Args:
+    headlines: study name -> its headline dict (``result.headline``, or ``headline.json``
+      loaded; NaN may be null) or its :class:`~memjax.studies.StudyResult`. Studies that are
+      missing are skipped.
+
+  Returns:
+    The claims, in the order of the paper's sections.
+  """
+  h = {name: getattr(value, "headline", value) for name, value in headlines.items()}
+  claims = []
+  for family, f in h.get("model_size", {}).get("families", {}).items():
+    claims.append(Claim(
+        f"natural memorization vs model size ({family})", "decreases (Table 1, Fig. 1)",
+        f"{f['direction']}: {' → '.join(str(c) for c in f['memorized_by_size'])} memorized, "
+        f"{f['smallest']} to {f['largest']}", f["direction"] == "decreases"))
+  if "epochs" in h:
+    e = h["epochs"]
+    stage = "fall" if e["fall_detected"] else "plateau"
+    claims.append(Claim(
+        "natural memorization over training", "none, rise, then a fall (Fig. 2)",
+        f"none {_span(e['none'])}, rise {_span(e['rise'])}, {stage} {_span(e[stage])}; peak "
+        f"{e['peak_count']:.0f} at epoch {e['peak_epoch']}, {e['final_count']:.0f} at the end "
+        f"(drop {e['drop']:.0f} ± {_number(e['drop_se']):.0f})", bool(e["fall_detected"])))
+  for key, paper in (("model_wise", "45% ± 15% vs 11% ± 19% for all points"),
+                     ("temporal_wise", "36% ± 5% vs 11% ± 19% for all points")):
+    if "transient" not in h:
+      break
+    t = h["transient"][key]
+    transient_mean = _number(t["transient_score_first"][0])
+    all_mean = _number(t["all_score_first"][0])
+    claims.append(Claim(
+        f"transient points' mean score, {key.replace('_', '-')} ({t['first']} → {t['second']})",
+        paper, f"{t['transient']} points: {_percent(t['transient_score_first'])} vs "
+        f"{_percent(t['all_score_first'])} for all points",
+        t["transient"] > 0 and transient_mean > all_mean))
+  if "gap" in h:
+    r = h["gap"]["pearson_gap_vs_memorized"]
+    value = _number(r["r"])
+    claims.append(Claim(
+        "memorized count vs train-test gap", "Pearson r = 0.99 (Fig. 3)",
+        f"Pearson r = {value:.2f} over {r['n']} architectures (p = {_number(r['p']):.2g})"
+        if math.isfinite(value) else f"n/a: {r['n']} architectures (needs 3)",
+        value > GAP_MIN_R if math.isfinite(value) else None))
+  if "natural_vs_artificial" in h:
+    trend = {k: _number(v) for k, v in h["natural_vs_artificial"]["size_trend"].items()}
+    claims.append(Claim(
+        "artificial memorization vs model size", "increases (literature)",
+        f"mean score {trend['noisy_label']:+.2f} (noisy labels), {trend['noisy_input']:+.2f} "
+        "(noise inputs) from the smallest to the largest model",
+        trend["noisy_label"] > 0 and trend["noisy_input"] > 0))
+    claims.append(Claim(
+        "natural memorization vs model size, in the same runs",
+        "does not grow like the artificial one", f"mean score {trend['natural']:+.3f} (natural "
+        "points)", trend["natural"] < min(trend["noisy_label"], trend["noisy_input"]) / 2))
+  return claims
+
+
+def claims_table(claims: Sequence[Claim], measured_as: str = "this run") -> str:
+  """The claims as a markdown table: claim | paper | ``measured_as`` | agrees."""
+  return formatting.markdown_table(
+      ("claim", "paper", measured_as, "agrees"),
+      [(c.claim, c.paper, c.measured, c.verdict) for c in claims])
+
+
+def _number(value) -> float:
+  """A headline number; JSON null (a saved NaN) reads as NaN."""
+  return math.nan if value is None else float(value)
+
+
+def _percent(mean_sd) -> str:
+  mean, sd = (_number(v) for v in mean_sd)
+  return "n/a" if math.isnan(mean) else f"{100 * mean:.0f}% ± {100 * sd:.0f}%"
+
+
+def _span(span) -> str:
+  if not span:
+    return "absent"
+  return f"epoch {span[0]}" if span[0] == span[1] else f"epochs {span[0]}-{span[1]}"
