@@ -950,7 +950,7 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
 def plot_roc(results: AttackResults, path: str, *, title: str | None = None) -> str:
   """Log-log ROC curves of every attack in ``results`` with the chance diagonal, saved as PNG.
 
-  Drawn on an Agg canvas by :func:`memjax.plotting.figure` (no pyplot, no global backend change).
+  Drawn by :func:`memjax.plotting.roc_figure`, as the report's ROC (Agg canvas, no pyplot).
 
   Args:
     results: from :func:`evaluate_attacks`.
@@ -960,24 +960,13 @@ def plot_roc(results: AttackResults, path: str, *, title: str | None = None) -> 
   Returns:
     path.
   """
-  fig = plotting.figure(5.5, 5.0)
-  ax = fig.add_subplot()
-  lo = 1.0
+  curves, lo = [], 1.0
   for name, r in results.attacks.items():
-    ok = (r.fpr > 0) & (r.tpr > 0)
     lo = min(lo, 1.0 / max(r.num_nonmembers, 1))
     low = r.tpr_at_fpr.get(1e-3, np.nan)
     label = f"{name} (AUC {r.auc:.3f}" + ("" if math.isnan(low) else f", TPR@0.1% {low:.1%}") + ")"
-    ax.loglog(r.fpr[ok], r.tpr[ok], label=label, lw=1.3)
-  ax.plot([lo, 1], [lo, 1], "k--", lw=0.8, label="chance")
-  ax.set_xlim(lo, 1)
-  ax.set_ylim(lo, 1)
-  ax.set_xlabel("false positive rate")
-  ax.set_ylabel("true positive rate")
-  ax.set_title(title or f"membership inference, {len(results.targets)} targets, "
-               f"{results.num_models} models")
-  ax.legend(loc="lower right", fontsize=7)
-  ax.grid(True, which="major", alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=150)
+    curves.append((label, r.fpr, r.tpr))
+  fig = plotting.roc_figure(curves, lo, title or f"membership inference, "
+                            f"{len(results.targets)} targets, {results.num_models} models")
+  plotting.save(fig, path, dpi=150)
   return path

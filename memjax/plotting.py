@@ -56,6 +56,36 @@ def family_style(family: str, index: int = 0) -> tuple[str, str]:
   return f"C{(index + len(FAMILY_STYLES)) % 10}", "o"
 
 
+def roc_figure(curves, lowest_fpr: float, title: str):
+  """Log-log ROC curves with the chance diagonal: the attacks' and the report's ROC figure.
+
+  Args:
+    curves: (label, fpr [K], tpr [K]) per curve; points where either rate is 0 are dropped (a
+      log axis cannot show them).
+    lowest_fpr: the left and bottom end of both axes (1 / the number of non-members: no attack
+      can resolve a lower rate).
+    title: the axes' title.
+
+  Returns:
+    A 5.5 x 5 inch Figure.
+  """
+  fig = figure(5.5, 5.0)
+  ax = fig.add_subplot()
+  for label, fpr, tpr in curves:
+    ok = (fpr > 0) & (tpr > 0)
+    ax.loglog(fpr[ok], tpr[ok], lw=1.3, label=label)
+  ax.plot([lowest_fpr, 1], [lowest_fpr, 1], "k--", lw=0.8, label="chance")
+  ax.set_xlim(lowest_fpr, 1)
+  ax.set_ylim(lowest_fpr, 1)
+  ax.set_xlabel("false positive rate")
+  ax.set_ylabel("true positive rate")
+  ax.set_title(title)
+  ax.legend(loc="lower right", fontsize=7)
+  ax.grid(True, alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
 def save(fig, path: str, dpi: int = DPI) -> None:
   """Writes a Figure to ``path`` (PNG unless the suffix says otherwise) at ``dpi``."""
   fig.savefig(path, dpi=dpi)

@@ -414,30 +414,17 @@ def figure_epochs(table: dict[str, np.ndarray], threshold: float = THRESHOLD):
 
 def figure_roc(attacks: dict[str, Any], title: str = ""):
   """Log-log ROC curves from a parsed ``attacks.json`` (its per-attack ``roc`` curves)."""
-  fig = plotting.figure(5.5, 5.0)
-  ax = fig.add_subplot()
-  lo = 1.0
+  curves, lo = [], 1.0
   for name, a in attacks.get("attacks", {}).items():
     roc = a.get("roc") or {}
     fpr = np.asarray([np.nan if v is None else v for v in roc.get("fpr", [])], np.float64)
     tpr = np.asarray([np.nan if v is None else v for v in roc.get("tpr", [])], np.float64)
-    ok = (fpr > 0) & (tpr > 0)
-    if not ok.any():
+    if not ((fpr > 0) & (tpr > 0)).any():
       continue
     lo = min(lo, 1.0 / max(a.get("num_nonmembers") or 1, 1))
     auc = a.get("auc")
-    ax.loglog(fpr[ok], tpr[ok], lw=1.3,
-              label=name + ("" if auc is None else f" (AUC {auc:.3f})"))
-  ax.plot([lo, 1], [lo, 1], "k--", lw=0.8, label="chance")
-  ax.set_xlim(lo, 1)
-  ax.set_ylim(lo, 1)
-  ax.set_xlabel("false positive rate")
-  ax.set_ylabel("true positive rate")
-  ax.set_title(title or "Membership inference ROC")
-  ax.legend(loc="lower right", fontsize=7)
-  ax.grid(True, alpha=0.3)
-  fig.tight_layout()
-  return fig
+    curves.append((name + ("" if auc is None else f" (AUC {auc:.3f})"), fpr, tpr))
+  return plotting.roc_figure(curves, lo, title or "Membership inference ROC")
 
 
 def figure_vulnerability(memorization: np.ndarray, columns: dict[str, np.ndarray]):
