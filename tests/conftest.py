@@ -28,3 +28,17 @@ def tiny_images(n_train=64, n_test=32, shape=(8, 8, 3), classes=4, seed=0):
   x_train, y_train = make(n_train)
   x_test, y_test = make(n_test)
   return memjax.from_arrays(x_train, y_train, x_test, y_test, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def proxies_benchmark():
+  """benchmarks/proxies_vs_memorization.py as a module (the proxy comparison table lives there)."""
+  import importlib.util
+  import sys
+  from pathlib import Path
+  path = Path(__file__).resolve().parents[1] / "benchmarks" / "proxies_vs_memorization.py"
+  spec = importlib.util.spec_from_file_location("proxies_vs_memorization", path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # dataclasses resolve the module's annotations through it
+  spec.loader.exec_module(module)
+  return module

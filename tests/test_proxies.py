@@ -1,7 +1,5 @@
 """Proxies against hand-computed histories, exact Hessians and data with a known answer."""
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -211,22 +209,3 @@ def test_holdout_retraining_moves_noisy_labels_most(noisy_digits):
   assert res.per_model.shape == (2, 300) and (res.per_model >= 0).all()
   assert res.score[noisy].mean() > 2 * res.score[~noisy].mean()
   assert roc_auc_score(noisy, res.score) > 0.75  # measured 0.88
-
-
-def test_compare_proxies_table(small_digits):
-  table = proxies.compare_proxies(small_digits, models=8, proxy_models=2, model="logreg",
-                                  epochs=3, batch_size=32, num_vectors=2)
-  assert [r["proxy"] for r in table.rows][-1].startswith("memorization, other half")
-  assert len(table.rows) == 13
-  for r in table.rows:
-    assert set(r) == set(proxies.COLUMNS) and r["sign"] in (1, -1)
-    assert r["wall_s"] >= 0 and np.isfinite(r["cost_ratio"])
-    assert np.isnan(r["spearman"]) or -1 <= r["spearman"] <= 1
-  assert table.info["full_estimator_s"] > 0 and table.memorization.shape == (300,)
-  md = table.markdown()
-  assert md.count("\n") == len(table.rows) + 1 and "Spearman" in md
-  # Every row has the header's 7 cells: the pipes in "||grad_w l||" are escaped.
-  cells = [len(re.split(r"(?<!\\)\|", line)) - 2 for line in md.splitlines()]
-  assert cells == [7] * len(cells) and "\\|\\|grad_w l\\|\\|" in md
-  with pytest.raises(MemjaxError, match="even"):
-    proxies.compare_proxies(small_digits, models=4, proxy_models=3, model="logreg", epochs=1)
