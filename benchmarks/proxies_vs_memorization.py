@@ -1,12 +1,13 @@
 """How well, and how cheaply, each memorization proxy ranks examples like the full estimator.
 
 Trains the Feldman & Zhang estimator's ensemble (``--models`` MLPs on random halves, evaluated
-every epoch), then every proxy of ``memjax.proxies`` from a few models (``--proxy-models``), and
-prints one row per proxy: its Spearman correlation with the ensemble's memorization scores (with
-a 95% interval), and its wall time, training and compilation included, as a ratio of the
-estimator's. The last row is the ceiling: memorization from one half of the ensemble against the
-other half. All timings come from the same run on the same machine. The table itself
-(:func:`compare_proxies`, :class:`ProxyComparison`) is importable from this file.
+every epoch), then every proxy of ``memjax.proxies`` from a few models (``--proxy-models``, trained
+and measured by ``memjax.dynamics``), and prints one row per proxy: its Spearman correlation with
+the ensemble's memorization scores (with a 95% interval), and its wall time, training and
+compilation included, as a ratio of the estimator's. The last row is the ceiling: memorization
+from one half of the ensemble against the other half. All timings come from the same run on the
+same machine. The table itself (:func:`compare_proxies`, :class:`ProxyComparison`) is importable
+from this file.
 
     python benchmarks/proxies_vs_memorization.py                  # digits, 256 models, 20 epochs
     python benchmarks/proxies_vs_memorization.py --models 64 --epochs 10   # quicker
@@ -29,11 +30,11 @@ import memjax
 from memjax import estimators, formatting
 from memjax.config import TrainConfig
 from memjax.correlation import spearman
+from memjax.dynamics import (DEFAULT_H, DEFAULT_NUM_VECTORS, _check_models, _resolve,
+                             holdout_retraining, second_split_forgetting, track)
 from memjax.errors import MemjaxError
-from memjax.proxies import (DEFAULT_H, DEFAULT_NUM_VECTORS, _check_models, _resolve,
-                            cumulative_gradient_norm, cumulative_loss, forgetting_events,
-                            holdout_retraining, learning_speed, mean_curvature,
-                            second_split_forgetting, track)
+from memjax.proxies import (cumulative_gradient_norm, cumulative_loss, forgetting_events,
+                            learning_speed, mean_curvature)
 
 
 # ---- the comparison table -----------------------------------------------------------------------
