@@ -7,7 +7,7 @@
 (1437,)
 """
 
-from memjax import measures, models, proxies, report, roc, studies
+from memjax import dynamics, example_gradients, measures, models, proxies, report, roc, studies
 from memjax.attacks import (AttackResults, evaluate_attacks, lira, lira_statistic, loss_attack,
                             loss_from_statistic, plot_roc, prob_from_statistic, rmia)
 from memjax.config import PRESETS, TrainConfig
@@ -23,7 +23,7 @@ from memjax.runner import Run, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "measures", "models", "proxies", "report", "roc", "studies", "write_report", "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
+    "dynamics", "example_gradients", "measures", "models", "proxies", "report", "roc", "studies", "write_report", "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
     "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia", "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "MemjaxError",
     "confidence_interval", "count_memorized", "cscore", "cscore_se", "influence", "memorization",
     "memorization_ci", "memorization_se", "Records", "Run", "train",

@@ -12,7 +12,7 @@ Structure of one training epoch for a chunk of ``m`` models (one ``jax.jit``, bu
 function of (model fns, optax transformation, per-example loss, state, batch, key); the model,
 the optimizer and the loss are the user's (:mod:`memjax.models`, :class:`TrainConfig`). The
 :class:`Chunk` class is the one place that trains a chunk epoch by epoch, for ``memjax.train``
-and for the proxies alike.
+and for the proxies' drivers (:mod:`memjax.dynamics`) alike.
 
 Minibatches are **per-model samples**: model m draws batches only from its own IN examples, so
 every model runs genuine epoch-wise SGD on its subset, exactly what one model trained alone would
@@ -447,8 +447,8 @@ class Chunk:
   """Models ``model_ids`` of a run on an :class:`Engine`: the one place that pads them to the
   chunk size, shards their keep masks, and trains and evaluates them epoch by epoch.
 
-  Used by :func:`memjax.train` (with checkpoints and records around it) and by the proxies
-  (with measurements between epochs). The last chunk of a run is padded with copies of its
+  Used by :func:`memjax.train` (with checkpoints and records around it) and by the proxies'
+  drivers in :mod:`memjax.dynamics` (with measurements between epochs). The last chunk of a run is padded with copies of its
   first model; their results are dropped.
 
   Args:

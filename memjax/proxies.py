@@ -2,35 +2,33 @@
 
 The Feldman & Zhang estimator needs hundreds of models. A *proxy* scores every training example
 from the training dynamics of one or a few models instead; its use is being cheaper while ranking
-examples like the memorization score. This module has
+examples like the memorization score. This module has the proxies' formulas, pure functions of
+per-epoch histories (numpy in, numpy out, vectorised over models/examples):
 
-* pure functions of per-epoch histories (numpy in, numpy out, vectorised over models/examples):
+======================================  =====================================  =============
+proxy                                   reference                              sign vs mem
+======================================  =====================================  =============
+:func:`forgetting_events`               Toneva et al. 2019                     +
+:func:`cumulative_loss` (CSL)           Ravikumar et al. 2024/25               +
+:func:`cumulative_gradient_norm` (CSG)  Ravikumar et al. 2024/25               +
+:func:`mean_curvature`                  Garg et al. 2023                       +
+:func:`learning_speed`                  Jiang et al. 2021 (learning events)    -
+:func:`first_split_learning_time`       Maini et al. 2022 (FSLT)               +
+:func:`second_split_forgetting_time`    Maini et al. 2022 (SSFT)               -
+:func:`symmetric_kl` (holdout)          Carlini et al. 2019 (survey Eq. 7)     +
+======================================  =====================================  =============
 
-  ======================================  =====================================  =============
-  proxy                                   reference                              sign vs mem
-  ======================================  =====================================  =============
-  :func:`forgetting_events`               Toneva et al. 2019                     +
-  :func:`cumulative_loss` (CSL)           Ravikumar et al. 2024/25               +
-  :func:`cumulative_gradient_norm` (CSG)  Ravikumar et al. 2024/25               +
-  :func:`mean_curvature`                  Garg et al. 2023                       +
-  :func:`learning_speed`                  Jiang et al. 2021 (learning events)    -
-  :func:`first_split_learning_time`       Maini et al. 2022 (FSLT)               +
-  :func:`second_split_forgetting_time`    Maini et al. 2022 (SSFT)               -
-  :func:`symmetric_kl` (holdout)          Carlini et al. 2019 (survey Eq. 7)     +
-  ======================================  =====================================  =============
+"sign" is the direction a good proxy correlates with memorization (+: a high proxy value means a
+memorized example). Proxies are judged by their Spearman correlation with the memorization score
+(:func:`memjax.correlation.spearman`, also importable from here).
 
-  "sign" is the direction a good proxy correlates with memorization (+: a high proxy value means
-  a memorized example);
-
-* jax functions evaluated inside compiled programs (:func:`example_losses`,
-  :func:`weight_gradient_norms`, :func:`input_gradients`, :func:`input_curvature`);
-* drivers that train a few models with :class:`memjax.engine.Engine` and record what the proxies
-  need every epoch: :func:`track` (correctness, loss, per-example gradient norms, input
-  curvature), :func:`second_split_forgetting` (FSLT / SSFT: train on split A, then on split B),
-  :func:`holdout_retraining` (train, fine-tune on the test split, compare outputs);
-* :func:`compare_proxies`: each proxy's Spearman correlation with the memorization score of an
-  ensemble and its wall-time cost relative to that estimator (``benchmarks/
-  proxies_vs_memorization.py`` prints the table).
+Where the histories come from: correctness, true-class probability and loss from any run
+recorded every epoch (``memjax.train(..., eval_every=1)``, ``run.records.train_correct`` ...);
+per-example gradient norms and input curvature, and the training protocols of FSLT / SSFT and
+holdout retraining, from :mod:`memjax.dynamics`, which trains a few models through the engine
+and measures every example after every epoch (the per-example gradients themselves are in
+:mod:`memjax.example_gradients`). ``benchmarks/proxies_vs_memorization.py`` compares every
+proxy with the memorization score of an ensemble and times both.
 
 Aggregation convention: histories are ``[T, M, N]`` (T evaluations, M models, N examples) with a
 ``keep`` mask ``[M, N]``; a per-example proxy is the mean over the models that trained on the
@@ -48,50 +46,40 @@ Readings of the definitions (where a paper leaves a choice open):
 * CSG: Ravikumar et al. (ICML 2025) sum the per-example gradient norm with respect to the
   *weights*, ``sum_t ||grad_w l(w_t; x_i, y_i)||_2`` (``grad_norm``); the survey's Eq. 12 writes the
   squared norm of the gradient with respect to the *input*, ``sum_t ||grad_x l||_2^2``
-  (``input_grad_sq``). Both are recorded; the table reports both.
+  (``input_grad_sq``). :func:`memjax.dynamics.track` records both; the benchmark's table reports
+  both.
 * Input curvature (Garg et al. 2023; survey Eq. 11): ``curv_t(x) = mean_v ||grad_x l(x + h v) -
   grad_x l(x)||^2 / h^2`` over ``num_vectors`` Rademacher vectors ``v`` (entries +-1), averaged
   over epochs. For small ``h`` it is an unbiased Hutchinson estimate of ``tr(H^2) = ||H||_F^2``,
   the squared Frobenius norm (sum of squared eigenvalues) of the input Hessian ``H`` of the loss;
-  Garg et al. use ``h = 1e-3`` and 10 vectors (our defaults), on standardised inputs.
+  Garg et al. use ``h = 1e-3`` and 10 vectors (our defaults), on standardised inputs
+  (:func:`memjax.example_gradients.input_curvature`).
 * Holdout retraining (survey Sec. 3.1, Eq. 7): ``f`` is trained on the whole training split ``D``,
   ``f'`` is ``f`` fine-tuned on the *test* split ``D_t`` (fresh optimizer state, the configured
   optimizer and schedule, ``finetune_epochs`` epochs), and the proxy of a training example is the
   symmetric KL divergence ``KL(f(x)||f'(x)) + KL(f'(x)||f(x))`` between the two softmax outputs
-  (the sum of both directions, Jeffreys' divergence), averaged over the proxy models.
+  (the sum of both directions, Jeffreys' divergence), averaged over the proxy models
+  (:func:`memjax.dynamics.holdout_retraining`).
 * FSLT / SSFT (Maini et al. 2022; survey Definitions 9, 10): models come in pairs with
-  complementary random halves A and B of the training set, so every example is in A for exactly
-  half the models. FSLT is the first evaluation epoch of phase 1 (training on A) from which the
-  example stays correct; SSFT is the first epoch of phase 2 (continuing on B only, fresh
-  optimizer state, from the phase-1 weights) from which it stays incorrect, epoch 0 being the end
-  of phase 1. Never learned (FSLT) / never forgotten (SSFT) pairs are ``inf`` per model and count
-  as ``epochs + 1`` in the per-example mean.
+  complementary random halves A and B of the training set (:func:`complementary_halves`), so
+  every example is in A for exactly half the models. FSLT is the first evaluation epoch of phase 1
+  (training on A) from which the example stays correct; SSFT is the first epoch of phase 2
+  (continuing on B only, fresh optimizer state, from the phase-1 weights) from which it stays
+  incorrect, epoch 0 being the end of phase 1. Never learned (FSLT) / never forgotten (SSFT) pairs
+  are ``inf`` per model and count as ``epochs + 1`` in the per-example mean
+  (:func:`memjax.dynamics.second_split_forgetting` trains the two phases).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-import time
-from typing import Any, Callable, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import special as scipy_special
 
-from memjax import engine as engine_lib
-from memjax import estimators, formatting
+from memjax import estimators
 from memjax.correlation import spearman  # noqa: F401  (the proxies' measure, also here)
-from memjax import measures as measures_lib
-from memjax.config import TrainConfig
-from memjax.data import Dataset, load
 from memjax.errors import MemjaxError
-
-MEASURES = ("grad_norm", "input_grad_sq", "curvature")
-DEFAULT_H = 1e-3
-DEFAULT_NUM_VECTORS = 10
 
 
 # ---- validation and aggregation helpers ---------------------------------------------------------
@@ -245,7 +233,8 @@ def cumulative_gradient_norm(grad_norm, keep=None) -> np.ndarray:
 
   Args:
     grad_norm: [T, M, N] per-example gradient norms per evaluation, e.g. ``Dynamics.grad_norm``
-      (``||grad_w l||_2``) or ``Dynamics.input_grad_sq`` (``||grad_x l||_2^2``, survey Eq. 12).
+      (``||grad_w l||_2``) or ``Dynamics.input_grad_sq`` (``||grad_x l||_2^2``, survey Eq. 12)
+      of :func:`memjax.dynamics.track`.
     keep: [M, N] bool or None.
 
   Returns:
@@ -272,8 +261,8 @@ def mean_curvature(curvature, keep=None) -> np.ndarray:
   """Input-loss curvature averaged over epochs and IN models (Garg et al. 2023; survey Eq. 11).
 
   Args:
-    curvature: [T, M, N] per-epoch curvature estimates (``Dynamics.curvature``, see
-      :func:`input_curvature`).
+    curvature: [T, M, N] per-epoch curvature estimates (``Dynamics.curvature`` of
+      :func:`memjax.dynamics.track`, see :func:`memjax.example_gradients.input_curvature`).
     keep: [M, N] bool or None.
 
   Returns:
@@ -335,6 +324,22 @@ def capped_mean(times, keep, cap: float) -> np.ndarray:
   return _in_mean(np.where(np.isinf(times), cap, times), _keep_mask(keep, times.shape))
 
 
+def complementary_halves(models: int, num_examples: int, seed: int = 0) -> np.ndarray:
+  """[models, N] bool split-A masks: pairs of complementary random halves (models must be even).
+
+  Model 2j gets a random half S_j (size floor(N/2)), model 2j+1 its complement, so every example
+  is in split A for exactly models/2 models.
+  """
+  if models < 2 or models % 2:
+    raise MemjaxError(f"models={models}; FSLT/SSFT pairs each model with one trained on the "
+                      "complementary half, so use an even number >= 2.")
+  rng = np.random.default_rng(seed)
+  noise = rng.random((models // 2, num_examples))
+  ranks = np.argsort(np.argsort(noise, axis=1), axis=1)
+  half = ranks < num_examples // 2
+  return np.stack([half, ~half], axis=1).reshape(models, num_examples)
+
+
 # ---- holdout retraining (survey Eq. 7) ----------------------------------------------------------
 def symmetric_kl(logits_p, logits_q) -> np.ndarray:
   """Symmetric KL divergence ``KL(p||q) + KL(q||p)`` between softmax(logits) over the last axis.
@@ -358,586 +363,24 @@ def symmetric_kl(logits_p, logits_q) -> np.ndarray:
   return np.sum((np.exp(lp) - np.exp(lq)) * (lp - lq), axis=-1)
 
 
-# ---- jax functions (used inside compiled programs) ----------------------------------------------
-def example_losses(apply: Callable, params, model_state, x: jax.Array, y: jax.Array,
-                   loss_fn: Callable = measures_lib.cross_entropy) -> jax.Array:
-  """Per-example training loss (the run's ``loss``, cross-entropy by default) in inference mode.
-
-  Args:
-    apply: ``(params, model_state, x, train) -> (logits [B, C], model_state)``
-      (``engine.fns.apply``).
-    params, model_state: one model's pytrees (no model axis).
-    x: [B, *feature_shape] inputs. y: [B] int labels.
-    loss_fn: per-example loss ``(logits [B, C], labels [B]) -> [B]`` (``engine.loss_fn``).
-
-  Returns:
-    [B] float32 losses; in inference mode examples do not interact (BatchNorm uses its running
-    averages), so ``grad_x sum(losses)`` holds every example's own input gradient.
-  """
-  logits, _ = apply(params, model_state, x, False)
-  return loss_fn(logits, y)
-
-
-def weight_gradient_norms(apply: Callable, params, model_state, x: jax.Array, y: jax.Array,
-                          loss_fn: Callable = measures_lib.cross_entropy) -> jax.Array:
-  """Per-example ``||grad_w l(w; x_i, y_i)||_2`` via ``jax.vmap(jax.grad)`` over examples.
-
-  Args:
-    apply, params, model_state, loss_fn: as in :func:`example_losses`.
-    x: [B, *feature_shape]. y: [B].
-
-  Returns:
-    [B] float32 L2 norms of the full parameter gradient of each example's loss.
-  """
-
-  def one(xi, yi):
-    grads = jax.grad(lambda p: example_losses(apply, p, model_state, xi[None], yi[None],
-                                              loss_fn)[0])(params)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
-                        for g in jax.tree.leaves(grads)))
-
-  return jax.vmap(one)(x, y)
-
-
-def input_gradients(loss_fn: Callable, x: jax.Array) -> jax.Array:
-  """Input gradients of per-example losses: ``grad_x sum_i loss_fn(x)_i``.
-
-  Args:
-    loss_fn: ``x [B, ...] -> [B]`` per-example losses of independent examples.
-    x: [B, ...].
-
-  Returns:
-    [B, ...] gradient of each example's loss with respect to its own input.
-  """
-  return jax.grad(lambda z: jnp.sum(loss_fn(z)))(x)
-
-
-def input_curvature(loss_fn: Callable, x: jax.Array, key: jax.Array, h: float = DEFAULT_H,
-                    num_vectors: int = DEFAULT_NUM_VECTORS) -> jax.Array:
-  """Finite-difference Hutchinson estimate of the input-loss curvature (Garg et al. 2023).
-
-  ``curv(x) = (1/K) sum_k ||grad_x l(x + h v_k) - grad_x l(x)||^2 / h^2`` with K =
-  ``num_vectors`` Rademacher vectors ``v_k`` (entries +-1, one set per example). As ``h -> 0``,
-  ``(grad(x + h v) - grad(x)) / h -> H v`` and ``E_v ||H v||^2 = tr(H^2)``: the estimate is
-  unbiased for the squared Frobenius norm of the input Hessian ``H`` (exact for any K when H is
-  diagonal, since then ``||H v||^2 = sum_j H_jj^2``).
-
-  Args:
-    loss_fn: ``x [B, ...] -> [B]`` per-example losses (independent examples).
-    x: [B, ...] inputs.
-    key: PRNG key for the Rademacher vectors.
-    h: finite-difference step, in input units (standardised features: 1e-3 as Garg et al.).
-    num_vectors: K, Rademacher vectors per example (Garg et al.: 10).
-
-  Returns:
-    [B] float32 curvature estimates.
-  """
-  g0 = input_gradients(loss_fn, x)
-  v = jax.random.rademacher(key, (num_vectors, *x.shape), dtype=x.dtype)
-
-  def one(vk):
-    diff = (input_gradients(loss_fn, x + h * vk) - g0) / h
-    return jnp.sum(jnp.square(diff).reshape(x.shape[0], -1), axis=-1)
-
-  return jnp.mean(jax.vmap(one)(v), axis=0)
-
-
-# ---- engine-based drivers -----------------------------------------------------------------------
-@dataclasses.dataclass
-class Dynamics:
-  """Per-epoch, per-model, per-example training dynamics recorded by :func:`track`.
-
-  Attributes:
-    keep: [m, N] bool, which examples each model trained on.
-    eval_epochs: [T] epoch after which each evaluation ran (1..epochs).
-    correct: [T, m, N] bool correctness (inference mode).
-    prob: [T, m, N] float32 true-class probability.
-    loss: [T, m, N] float32 cross-entropy.
-    grad_norm: [T, m, N] float32 ``||grad_w l||_2`` (None unless measured).
-    input_grad_sq: [T, m, N] float32 ``||grad_x l||_2^2`` (None unless measured).
-    curvature: [T, m, N] float32 :func:`input_curvature` (None unless measured).
-    seconds: wall seconds: "train" (compile + epochs), "stats" (correct/prob/loss), and one
-      entry per measured quantity (compile included).
-    num_params: trainable scalars per model.
-  """
-
-  keep: np.ndarray
-  eval_epochs: np.ndarray
-  correct: np.ndarray
-  prob: np.ndarray
-  loss: np.ndarray
-  grad_norm: np.ndarray | None
-  input_grad_sq: np.ndarray | None
-  curvature: np.ndarray | None
-  seconds: dict[str, float]
-  num_params: int
-
-
-def _resolve(data, config: TrainConfig | None, overrides: dict) -> tuple[Dataset, TrainConfig]:
-  dataset = load(data)
-  config = (config or TrainConfig()).replace(**overrides) if overrides else (config or
-                                                                             TrainConfig())
-  return dataset, config
-
-
-def _check_models(models: int, what: str) -> int:
-  if not isinstance(models, (int, np.integer)) or models < 1:
-    raise MemjaxError(f"{what}={models!r}; train at least 1 model (a positive integer).")
-  return int(models)
-
-
-def _blocks(x: np.ndarray, y: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-  """Pads x [N, ...], y [N] to a multiple of block -> [nb, block, ...], [nb, block]."""
-  n = x.shape[0]
-  nb = math.ceil(n / block)
-  pad = nb * block - n
-  if pad:
-    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-    y = np.concatenate([y, np.zeros((pad,), y.dtype)])
-  return x.reshape(nb, block, *x.shape[1:]), y.reshape(nb, block)
-
-
-def _chunk(dataset: Dataset, config: TrainConfig, keep: np.ndarray, mesh=None,
-           first_model: int = 0, steps: int | None = None) -> engine_lib.Chunk:
-  """Models first_model.. of ``keep`` [m, N] on one engine chunk (the runner's training path)."""
-  mesh = engine_lib.make_mesh() if mesh is None else mesh
-  size = math.ceil(keep.shape[0] / mesh.size) * mesh.size
-  steps = engine_lib.steps_per_epoch(keep, config.batch_size) if steps is None else steps
-  engine = engine_lib.Engine(dataset, config, steps, size, mesh)
-  return engine_lib.Chunk(engine, first_model + np.arange(keep.shape[0]), keep)
-
-
-def _model_map(fn: Callable, state, xs: jax.Array, ys: jax.Array, key: jax.Array) -> jax.Array:
-  """fn(params, batch_stats, x [E, ...], y [E], key) -> [E], over blocks and models -> [m, nb*E]."""
-
-  def block(inputs):
-    x, y, index = inputs
-    k = jax.random.fold_in(key, index)
-    return jax.vmap(lambda p, ms: fn(p, ms, x, y, k))(state["params"], state["model_state"])
-
-  out = jax.lax.map(block, (xs, ys, jnp.arange(xs.shape[0])))  # [nb, m, E]
-  return jnp.moveaxis(out, 0, 1).reshape(out.shape[1], -1)
-
-
-def _measure_programs(engine: engine_lib.Engine, h: float,
-                      num_vectors: int) -> dict[str, Callable]:
-  apply, loss = engine.fns.apply, engine.loss_fn
-
-  def losses_of(p, ms, y):
-    return lambda z: example_losses(apply, p, ms, z, y, loss)
-
-  per_block = {
-      "grad_norm": lambda p, ms, x, y, k: weight_gradient_norms(apply, p, ms, x, y, loss),
-      "input_grad_sq": lambda p, ms, x, y, k: jnp.sum(
-          jnp.square(input_gradients(losses_of(p, ms, y), x)).reshape(x.shape[0], -1), -1),
-      "curvature": lambda p, ms, x, y, k: input_curvature(losses_of(p, ms, y), x, k, h,
-                                                          num_vectors),
-  }
-  return {name: jax.jit(functools.partial(_model_map, fn)) for name, fn in per_block.items()}
-
-
-def _measure_block(engine: engine_lib.Engine, dataset: Dataset, models: int, num_vectors: int,
-                   measures: Sequence[str]) -> int:
-  """Examples per measurement block, so that the per-example gradients (m x E x P floats) and
-  the curvature's (K + 1) backward passes fit an eighth of the memory budget."""
-  budget = engine_lib.default_memory_budget() // 8
-  per_example = 1
-  if "grad_norm" in measures:
-    per_example = max(per_example, 3 * 4 * engine.fns.num_params)
-  if "curvature" in measures or "input_grad_sq" in measures:
-    act = engine_lib.activation_bytes(engine.fns, dataset, 1, train=True)
-    per_example = max(per_example, 2 * (num_vectors + 1) * act)
-  block = budget // (per_example * max(models, 1))
-  return int(min(512, max(8, block)))
-
-
-def track(data: Any = "digits", config: TrainConfig | None = None, *, models: int = 1,
-          keep=None, measures: Sequence[str] = MEASURES, h: float = DEFAULT_H,
-          num_vectors: int = DEFAULT_NUM_VECTORS, mesh=None, block: int | None = None,
-          **overrides) -> Dynamics:
-  """Trains ``models`` models and records per-example training dynamics after every epoch.
-
-  One chunk of models trains in the engine's compiled epoch program; after each epoch, compiled
-  measurement programs (``lax.map`` over blocks of examples, ``vmap`` over models, and for
-  gradient norms ``vmap(grad)`` over the examples of a block) evaluate every training example.
-
-  Args:
-    data: dataset spec or :class:`memjax.Dataset`.
-    config: training configuration (default :class:`TrainConfig`); ``**overrides`` replace
-      fields (e.g. ``epochs=20, model="mlp"``).
-    models: m, models trained (each on the whole training set unless ``keep`` is given).
-    keep: optional [m, N] bool mask of the examples each model trains on.
-    measures: subset of ``("grad_norm", "input_grad_sq", "curvature")`` to record besides
-      correctness, probability and loss.
-    h, num_vectors: finite-difference step and Rademacher vectors of :func:`input_curvature`.
-    mesh: device mesh with axis "models" (default: all devices).
-    block: examples per measurement block (default: from the memory budget).
-
-  Returns:
-    :class:`Dynamics` with [T, m, N] arrays, T = epochs.
-  """
-  dataset, config = _resolve(data, config, overrides)
-  unknown = sorted(set(measures) - set(MEASURES))
-  if unknown:
-    raise MemjaxError(f"Unknown measure(s) {unknown}; choose from {', '.join(MEASURES)}.")
-  if h <= 0 or num_vectors < 1:
-    raise MemjaxError(f"h={h} and num_vectors={num_vectors}: use a positive step h (e.g. "
-                      "1e-3) and at least one Rademacher vector.")
-  if keep is None:
-    keep = np.ones((_check_models(models, "models"), dataset.num_train), bool)
-  elif np.ndim(keep) != 2 or np.shape(keep)[0] < 1:
-    raise MemjaxError(f"keep must be an [m, N] mask with m >= 1 models and N="
-                      f"{dataset.num_train} columns; got shape {np.shape(keep)}.")
-  keep = _keep_mask(keep, (np.shape(keep)[0], dataset.num_train))
-  m, n = keep.shape
-  t0 = time.perf_counter()
-  chunk = _chunk(dataset, config, keep, mesh)
-  seconds = {"train": 0.0, "stats": 0.0, **{name: 0.0 for name in measures}}
-  seconds["train"] += time.perf_counter() - t0
-  programs = _measure_programs(chunk.engine, h, num_vectors)
-  block = block or _measure_block(chunk.engine, dataset, chunk.ids.shape[0], num_vectors,
-                                 measures)
-  replicated = jax.sharding.NamedSharding(chunk.engine.mesh, jax.sharding.PartitionSpec())
-  xs, ys = (jax.device_put(a, replicated) for a in _blocks(dataset.x_train, dataset.y_train,
-                                                           block))
-  key = jax.random.key(config.seed + 7919)
-  epochs = config.epochs
-  arrays = {"correct": np.zeros((epochs, m, n), bool)}
-  for name in ("prob", "loss", *measures):
-    arrays[name] = np.zeros((epochs, m, n), np.float32)
-  for epoch in range(epochs):
-    t0 = time.perf_counter()
-    chunk.train_epoch(epoch)
-    seconds["train"] += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = chunk.evaluate()
-    for name in ("correct", "prob", "loss"):
-      arrays[name][epoch] = out[name]
-    seconds["stats"] += time.perf_counter() - t0
-    for name in measures:
-      t0 = time.perf_counter()
-      values = programs[name](chunk.state, xs, ys, jax.random.fold_in(key, epoch))
-      arrays[name][epoch] = np.asarray(values)[:m, :n]
-      seconds[name] += time.perf_counter() - t0
-  return Dynamics(keep=keep, eval_epochs=np.arange(1, epochs + 1), correct=arrays["correct"],
-                  prob=arrays["prob"], loss=arrays["loss"], grad_norm=arrays.get("grad_norm"),
-                  input_grad_sq=arrays.get("input_grad_sq"),
-                  curvature=arrays.get("curvature"), seconds=seconds,
-                  num_params=chunk.engine.fns.num_params)
-
-
-@dataclasses.dataclass
-class SplitForgetting:
-  """First-split learning and second-split forgetting times (Maini et al. 2022).
-
-  Attributes:
-    keep_a: [m, N] bool, split A of each model (phase 1); split B is ``~keep_a``.
-    correct_a: [E_A, m, N] bool correctness after each phase-1 epoch.
-    correct_b: [E_B + 1, m, N] bool correctness during phase 2 (index 0: end of phase 1).
-    fslt_per_model: [m, N] FSLT (inf: not learned; NaN where the example is in B).
-    ssft_per_model: [m, N] SSFT (inf: never forgotten; NaN where the example is in B).
-    fslt: [N] mean FSLT over models with the example in A (not learned = E_A + 1).
-    ssft: [N] mean SSFT over models with the example in A (never forgotten = E_B + 1).
-    seconds: {"phase_a", "phase_b"} wall seconds (compile and evaluations included).
-  """
-
-  keep_a: np.ndarray
-  correct_a: np.ndarray
-  correct_b: np.ndarray
-  fslt_per_model: np.ndarray
-  ssft_per_model: np.ndarray
-  fslt: np.ndarray
-  ssft: np.ndarray
-  seconds: dict[str, float]
-
-
-def complementary_halves(models: int, num_examples: int, seed: int = 0) -> np.ndarray:
-  """[models, N] bool split-A masks: pairs of complementary random halves (models must be even).
-
-  Model 2j gets a random half S_j (size floor(N/2)), model 2j+1 its complement, so every example
-  is in split A for exactly models/2 models.
-  """
-  if models < 2 or models % 2:
-    raise MemjaxError(f"models={models}; FSLT/SSFT pairs each model with one trained on the "
-                      "complementary half, so use an even number >= 2.")
-  rng = np.random.default_rng(seed)
-  noise = rng.random((models // 2, num_examples))
-  ranks = np.argsort(np.argsort(noise, axis=1), axis=1)
-  half = ranks < num_examples // 2
-  return np.stack([half, ~half], axis=1).reshape(models, num_examples)
-
-
-def second_split_forgetting(data: Any = "digits", config: TrainConfig | None = None, *,
-                            models: int = 2, epochs_a: int | None = None,
-                            epochs_b: int | None = None, mesh=None,
-                            **overrides) -> SplitForgetting:
-  """FSLT and SSFT: train on split A, then continue on split B only, recording every epoch.
-
-  Phase 1 trains each model on its split A (``epochs_a`` epochs, default ``config.epochs``) and
-  evaluates every training example after each epoch (FSLT). Phase 2 continues from the phase-1
-  weights with a fresh optimizer state on split B = not A only (``epochs_b`` epochs, default
-  ``epochs_a``) and records when A's examples are forgotten for good (SSFT).
-
-  Args:
-    data, config, **overrides: as in :func:`track`.
-    models: even number of models (pairs with complementary halves, see
-      :func:`complementary_halves`; ``config.seed`` seeds the split).
-    epochs_a, epochs_b: epochs of phase 1 and phase 2.
-    mesh: device mesh (default: all devices).
-
-  Returns:
-    :class:`SplitForgetting`.
-  """
-  dataset, config = _resolve(data, config, overrides)
-  models = _check_models(models, "models")
-  epochs_a = config.epochs if epochs_a is None else _check_models(epochs_a, "epochs_a")
-  epochs_b = epochs_a if epochs_b is None else _check_models(epochs_b, "epochs_b")
-  keep_a = complementary_halves(models, dataset.num_train, config.seed)
-  keep_b = ~keep_a
-  n = dataset.num_train
-  steps = engine_lib.steps_per_epoch(np.concatenate([keep_a, keep_b]), config.batch_size)
-  t0 = time.perf_counter()
-  chunk = _chunk(dataset, config.replace(epochs=epochs_a), keep_a, mesh, steps=steps)
-  correct_a = np.zeros((epochs_a, models, n), bool)
-  for epoch in range(epochs_a):
-    chunk.train_epoch(epoch)
-    correct_a[epoch] = chunk.evaluate()["correct"]
-  seconds = {"phase_a": time.perf_counter() - t0}
-  t0 = time.perf_counter()
-  if epochs_b != epochs_a:  # another schedule length: another optimizer and epoch program
-    phase_b = _chunk(dataset, config.replace(epochs=epochs_b), keep_b, chunk.engine.mesh,
-                     steps=steps)
-    phase_b.state = dict(chunk.state)
-    chunk = phase_b
-  chunk.reset_optimizer()
-  correct_b = np.zeros((epochs_b + 1, models, n), bool)
-  correct_b[0] = correct_a[-1]
-  chunk.set_keep(keep_b)
-  for epoch in range(epochs_b):
-    chunk.train_epoch(epochs_a + epoch)
-    correct_b[epoch + 1] = chunk.evaluate()["correct"]
-  seconds["phase_b"] = time.perf_counter() - t0
-  fslt = first_split_learning_time(correct_a)
-  ssft = second_split_forgetting_time(correct_b)
-  return SplitForgetting(keep_a=keep_a, correct_a=correct_a, correct_b=correct_b,
-                         fslt_per_model=np.where(keep_a, fslt, np.nan),
-                         ssft_per_model=np.where(keep_a, ssft, np.nan),
-                         fslt=capped_mean(fslt, keep_a, epochs_a + 1),
-                         ssft=capped_mean(ssft, keep_a, epochs_b + 1), seconds=seconds)
-
-
-def _logits_program(apply: Callable) -> Callable:
-  def run(state, xs):
-    def block(x):
-      return jax.vmap(lambda p, bs: apply(p, bs, x, False)[0].astype(jnp.float32))(
-          state["params"], state["model_state"])
-    out = jax.lax.map(block, xs)  # [nb, m, E, C]
-    return jnp.moveaxis(out, 0, 1).reshape(out.shape[1], -1, out.shape[-1])
-  return jax.jit(run)
-
-
-@dataclasses.dataclass
-class HoldoutRetraining:
-  """The holdout-retraining proxy (Carlini et al. 2019, survey Eq. 7).
-
-  Attributes:
-    per_model: [m, N] symmetric KL between each model's outputs on every training example before
-      and after fine-tuning on the test split.
-    score: [N] mean over the m models.
-    seconds: {"train", "finetune", "score"} wall seconds (compile included).
-  """
-
-  per_model: np.ndarray
-  score: np.ndarray
-  seconds: dict[str, float]
-
-
-def holdout_retraining(data: Any = "digits", config: TrainConfig | None = None, *,
-                       models: int = 1, finetune_epochs: int | None = None, mesh=None,
-                       **overrides) -> HoldoutRetraining:
-  """Holdout retraining: train on the training split, fine-tune on the test split, compare.
-
-  Each model is trained on the whole training split D for ``config.epochs`` epochs (f), then
-  fine-tuned on the test split D_t for ``finetune_epochs`` epochs (default ``max(1, epochs //
-  4)``) with a fresh optimizer state and the configured optimizer and schedule (f'). The proxy of
-  training example i is ``KL(f(x_i)||f'(x_i)) + KL(f'(x_i)||f(x_i))`` (:func:`symmetric_kl`).
-
-  Args:
-    data, config, **overrides: as in :func:`track`.
-    models: m models, averaged.
-    finetune_epochs: epochs of fine-tuning on the test split.
-    mesh: device mesh (default: all devices).
-
-  Returns:
-    :class:`HoldoutRetraining`.
-  """
-  dataset, config = _resolve(data, config, overrides)
-  models = _check_models(models, "models")
-  finetune_epochs = (max(1, config.epochs // 4) if finetune_epochs is None
-                     else _check_models(finetune_epochs, "finetune_epochs"))
-  n = dataset.num_train
-  t0 = time.perf_counter()
-  keep = np.ones((models, n), bool)
-  chunk = _chunk(dataset, config, keep, mesh)
-  for epoch in range(config.epochs):
-    chunk.train_epoch(epoch)
-  logits = _logits_program(chunk.engine.fns.apply)
-  replicated = jax.sharding.NamedSharding(chunk.engine.mesh, jax.sharding.PartitionSpec())
-  xs = jax.device_put(_blocks(dataset.x_train, dataset.y_train, chunk.engine.eval_block)[0],
-                      replicated)
-  before = np.asarray(logits(chunk.state, xs))[:models, :n]
-  seconds = {"train": time.perf_counter() - t0}
-  t0 = time.perf_counter()
-  holdout = dataclasses.replace(dataset, x_train=dataset.x_test, y_train=dataset.y_test,
-                                raw_train=None)
-  finetune_keep = np.ones((models, holdout.num_train), bool)
-  tuner = _chunk(holdout, config.replace(epochs=finetune_epochs), finetune_keep,
-                 chunk.engine.mesh, first_model=models)
-  tuner.state = dict(chunk.state)
-  tuner.reset_optimizer()
-  for epoch in range(finetune_epochs):
-    tuner.train_epoch(epoch)
-  seconds["finetune"] = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  after = np.asarray(logits(tuner.state, xs))[:models, :n]
-  per_model = symmetric_kl(before, after)
-  seconds["score"] = time.perf_counter() - t0
-  return HoldoutRetraining(per_model=per_model, score=per_model.mean(0), seconds=seconds)
-
-
-# ---- the comparison table -----------------------------------------------------------------------
-COLUMNS = ("proxy", "source", "models", "sign", "spearman", "ci_low", "ci_high", "wall_s",
-           "cost_ratio")
-
-
-@dataclasses.dataclass
-class ProxyComparison:
-  """Spearman correlation of every proxy with memorization, and its cost.
-
-  Attributes:
-    rows: one dict per proxy with :data:`COLUMNS`: ``sign`` is the expected direction (+1:
-      high proxy = memorized), ``spearman`` the rank correlation with the ensemble's memorization
-      scores (95% interval ``ci_low..ci_high``), ``wall_s`` the seconds to compute the proxy
-      (training its models, compile included, plus the per-epoch measurements it needs), and
-      ``cost_ratio`` = wall_s / the full estimator's seconds.
-    memorization: [N] reference scores from the ensemble.
-    proxies: name -> [N] proxy values.
-    info: ensemble size, epochs, the full estimator's seconds and how they were measured.
-  """
-
-  rows: list[dict]
-  memorization: np.ndarray
-  proxies: dict[str, np.ndarray]
-  info: dict
-
-  def markdown(self) -> str:
-    """The table in markdown (a "|" in a name, as in "||grad||", is escaped)."""
-    rows = []
-    for r in self.rows:
-      rho = (f"{r['spearman']:+.3f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-             if np.isfinite(r["spearman"]) else "n/a")
-      sign = {1: "+", -1: "-", 0: ""}[r["sign"]]
-      cost = ((f"{r['wall_s']:.1f}", f"{r['cost_ratio']:.2f}x") if r["wall_s"] > 0
-              else ("0 (reuses the ensemble)", "0"))
-      rows.append([r["proxy"], r["source"], r["models"], sign, rho, *cost])
-    return formatting.markdown_table(("proxy", "source", "models", "sign",
-                                      "Spearman rho [95% CI]", "wall s", "cost vs estimator"),
-                                     rows)
-
-
-def compare_proxies(data: Any = "digits", config: TrainConfig | None = None, *,
-                    models: int = 128, proxy_models: int = 4, finetune_epochs: int | None = None,
-                    h: float = DEFAULT_H, num_vectors: int = DEFAULT_NUM_VECTORS,
-                    progress: bool = False, **overrides) -> ProxyComparison:
-  """Correlates every proxy with the memorization score of an M-model ensemble; times both.
-
-  1. The full estimator: ``models`` models on random halves (``eval_every=1`` so the ensemble's
-     own histories give record-based proxies too). Its cost is the run's wall time minus the
-     per-epoch evaluations it would not need: ``total - eval_s * (T - 1) / T``.
-  2. Record-based proxies from that ensemble (forgetting, CSL, learning speed over IN models):
-     free given the ensemble, listed for reference with cost 0.
-  3. Stand-alone proxies from ``proxy_models`` models trained on the whole training set
-     (:func:`track`), ``proxy_models`` models in complementary pairs
-     (:func:`second_split_forgetting`) and ``proxy_models`` holdout-retrained models
-     (:func:`holdout_retraining`).
-  4. A reference row: memorization from the other half of the ensemble's models vs the first
-     half (split-half reliability), the ceiling any proxy can reach against a noisy reference.
-
-  Args:
-    data: dataset spec or Dataset.
-    config: training configuration (default TrainConfig; ``**overrides`` replace fields).
-    models: M, models of the full estimator.
-    proxy_models: models each stand-alone proxy trains (even; pairs for FSLT/SSFT).
-    finetune_epochs: holdout fine-tuning epochs (default epochs // 4).
-    h, num_vectors: curvature estimate settings.
-    progress: progress bar for the ensemble.
-
-  Returns:
-    :class:`ProxyComparison`.
-  """
-  dataset, config = _resolve(data, config, overrides)
-  proxy_models = _check_models(proxy_models, "proxy_models")
-  if proxy_models % 2:
-    raise MemjaxError(f"proxy_models={proxy_models}; use an even number (FSLT/SSFT trains "
-                      "pairs of models on complementary halves).")
-  from memjax import runner
-  t0 = time.perf_counter()
-  run = runner.train(dataset, config=config.replace(num_models=models, eval_every=1),
-                     progress=progress)
-  total = time.perf_counter() - t0
-  t_evals = len(run.records.eval_epochs)
-  full_s = total - run.info["timings"]["eval_s"] * (t_evals - 1) / t_evals
-  keep = run.keep
-  rec = run.records
-  mem = estimators.memorization(run.correct, keep)
-  proxies: dict[str, np.ndarray] = {}
-  rows: list[dict] = []
-
-  def add(name, source, count, sign, values, seconds):
-    proxies[f"{name} [{source}]"] = values
-    s = spearman(values, mem)
-    rows.append({"proxy": name, "source": source, "models": count, "sign": sign,
-                 "spearman": s["rho"], "ci_low": s["low"], "ci_high": s["high"],
-                 "wall_s": seconds, "cost_ratio": seconds / full_s})
-
-  correct_hist = np.asarray(rec.train_correct)
-  ens = f"ensemble IN ({models})"
-  add("forgetting events", ens, models, 1, forgetting_events(correct_hist, keep).score, 0.0)
-  add("cumulative loss (CSL)", ens, models, 1, cumulative_loss(rec.train_loss, keep), 0.0)
-  add("learning speed (mean p_y)", ens, models, -1, learning_speed(rec.train_prob, keep), 0.0)
-
-  dyn = track(dataset, config, models=proxy_models, h=h, num_vectors=num_vectors)
-  base = dyn.seconds["train"] + dyn.seconds["stats"]
-  solo = f"{proxy_models} models, full data"
-  add("forgetting events", solo, proxy_models, 1, forgetting_events(dyn.correct).score, base)
-  add("cumulative loss (CSL)", solo, proxy_models, 1, cumulative_loss(dyn.loss), base)
-  add("learning speed (mean p_y)", solo, proxy_models, -1, learning_speed(dyn.prob), base)
-  add("CSG, ||grad_w l||", solo, proxy_models, 1, cumulative_gradient_norm(dyn.grad_norm),
-      base + dyn.seconds["grad_norm"])
-  add("CSG, ||grad_x l||^2 (survey Eq. 12)", solo, proxy_models, 1,
-      cumulative_gradient_norm(dyn.input_grad_sq), base + dyn.seconds["input_grad_sq"])
-  add("input curvature", solo, proxy_models, 1, mean_curvature(dyn.curvature),
-      base + dyn.seconds["curvature"])
-  split = second_split_forgetting(dataset, config, models=proxy_models)
-  split_s = split.seconds["phase_a"] + split.seconds["phase_b"]
-  pairs = f"{proxy_models} models, A/B halves"
-  add("first-split learning time", pairs, proxy_models, 1, split.fslt, split.seconds["phase_a"])
-  add("second-split forgetting time", pairs, proxy_models, -1, split.ssft, split_s)
-  hold = holdout_retraining(dataset, config, models=proxy_models,
-                            finetune_epochs=finetune_epochs)
-  add("holdout retraining (sym. KL)", f"{proxy_models} models + fine-tune on test",
-      proxy_models, 1, hold.score, sum(hold.seconds.values()))
-  half = models // 2
-  mem_other = estimators.memorization(run.correct[half:], keep[half:])
-  s = spearman(mem_other, estimators.memorization(run.correct[:half], keep[:half]))
-  rows.append({"proxy": "memorization, other half (reference)",
-               "source": f"ensemble halves ({half} vs {models - half})", "models": half,
-               "sign": 1, "spearman": s["rho"], "ci_low": s["low"], "ci_high": s["high"],
-               "wall_s": full_s / 2, "cost_ratio": 0.5})
-  info = {"models": models, "proxy_models": proxy_models, "epochs": config.epochs,
-          "model": config.model, "model_kwargs": config.model_kwargs,
-          "num_train": dataset.num_train, "data": dataset.name, "full_estimator_s": full_s,
-          "ensemble_wall_s": total, "memorized": estimators.count_memorized(mem),
-          "full_estimator_s_definition": "wall time of memjax.train minus the per-epoch "
-                                         "evaluations: total - eval_s * (T - 1) / T"}
-  return ProxyComparison(rows=rows, memorization=mem, proxies=proxies, info=info)
+# ---- names that moved ---------------------------------------------------------------------------
+# The drivers and the in-program measurements live in memjax.dynamics (and memjax.example_gradients)
+# now; these names still resolve here, lazily, since memjax.dynamics imports this module.
+_MOVED_TO_DYNAMICS = frozenset({
+    "track", "Dynamics", "second_split_forgetting", "SplitForgetting", "holdout_retraining",
+    "HoldoutRetraining", "example_losses", "weight_gradient_norms", "input_gradients",
+    "input_curvature", "MEASURES", "DEFAULT_H", "DEFAULT_NUM_VECTORS"})
+_MOVED_TO_BENCHMARK = frozenset({"compare_proxies", "ProxyComparison", "COLUMNS"})
+
+
+def __getattr__(name: str):
+  """The moved names: ``memjax.proxies.track`` is :func:`memjax.dynamics.track`, and so on."""
+  if name in _MOVED_TO_DYNAMICS:
+    from memjax import dynamics
+    return getattr(dynamics, name)
+  if name in _MOVED_TO_BENCHMARK:
+    raise AttributeError(
+        f"memjax.proxies.{name} moved to benchmarks/proxies_vs_memorization.py (the comparison "
+        "table is a benchmark, not library code): run `python benchmarks/proxies_vs_memorization"
+        ".py --help` from the repository root, or import the module from that file.")
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

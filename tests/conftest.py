@@ -52,3 +52,17 @@ def small_studies(small_digits):
   out["logs"] = logs
   out["settings"] = settings
   return out
+
+
+@pytest.fixture(scope="session")
+def proxies_benchmark():
+  """benchmarks/proxies_vs_memorization.py as a module (the proxy comparison table lives there)."""
+  import importlib.util
+  import sys
+  from pathlib import Path
+  path = Path(__file__).resolve().parents[1] / "benchmarks" / "proxies_vs_memorization.py"
+  spec = importlib.util.spec_from_file_location("proxies_vs_memorization", path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # dataclasses resolve the module's annotations through it
+  spec.loader.exec_module(module)
+  return module

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from memjax import attacks, formatting, plotting, proxies, report, studies
+from memjax import attacks, formatting, plotting, report, studies
 
 NAN, INF = float("nan"), float("inf")
 
@@ -114,15 +114,15 @@ def test_study_markdown():
       '| y\\|z | True | n/a | {"k": 0.25} |\n\nHeadline: `{}`\n\n- a caveat\n')
 
 
-def test_proxy_comparison_markdown():
+def test_proxy_comparison_markdown(proxies_benchmark):
   rows = [{"proxy": "forgetting events", "source": "ensemble IN (8)", "models": 8, "sign": 1,
            "spearman": 0.41234, "ci_low": 0.1, "ci_high": 0.6, "wall_s": 0.0,
            "cost_ratio": 0.0},
           {"proxy": "CSG, ||grad_w l||", "source": "2 models, full data", "models": 2,
            "sign": -1, "spearman": NAN, "ci_low": NAN, "ci_high": NAN, "wall_s": 3.25,
            "cost_ratio": 0.5}]
-  md = proxies.ProxyComparison(rows=rows, memorization=np.zeros(2), proxies={},
-                               info={}).markdown()
+  md = proxies_benchmark.ProxyComparison(rows=rows, memorization=np.zeros(2), proxies={},
+                                         info={}).markdown()
   assert md == (
       "| proxy | source | models | sign | Spearman rho [95% CI] | wall s | cost vs estimator |\n"
       "|---|---|---|---|---|---|---|\n"

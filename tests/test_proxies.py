@@ -1,19 +1,12 @@
-"""Proxies against hand-computed histories, exact Hessians and data with a known answer."""
+"""Proxies' formulas against hand-computed histories (pure numpy; the drivers that record the
+histories are tested in test_dynamics.py, the per-example gradients in
+test_example_gradients.py)."""
 
-import re
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
 
-import memjax
-from memjax import engine as engine_lib
-from memjax import proxies, studies
+from memjax import dynamics, example_gradients, proxies
 from memjax.errors import MemjaxError
-
-FAST = dict(model="mlp", model_kwargs={"widths": [32]}, batch_size=32, learning_rate=0.1)
 
 
 # ---- pure functions of histories ----------------------------------------------------------------
@@ -108,125 +101,16 @@ def test_complementary_halves():
     proxies.complementary_halves(3, 11)
 
 
-# ---- jax functions ------------------------------------------------------------------------------
-def test_input_curvature_exact_on_quadratics():
-  rng = np.random.default_rng(0)
-  d = rng.uniform(-2, 2, size=(3, 5))  # per-example diagonal Hessians
-  x = jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
-  loss = lambda z: 0.5 * jnp.sum(jnp.asarray(d, jnp.float32) * z ** 2, axis=-1)
-  curv = proxies.input_curvature(loss, x, jax.random.key(0), h=0.5, num_vectors=3)
-  # Diagonal H: ||H v||^2 = sum_j H_jj^2 for every Rademacher v, at any step h.
-  np.testing.assert_allclose(curv, (d ** 2).sum(-1), rtol=1e-5)
-  a = rng.normal(size=(5, 5))
-  a = jnp.asarray(a + a.T, jnp.float32)
-  loss = lambda z: 0.5 * jnp.einsum("bi,ij,bj->b", z, a, z)
-  curv = proxies.input_curvature(loss, x, jax.random.key(1), h=1e-2, num_vectors=4000)
-  np.testing.assert_allclose(curv, float(jnp.sum(a * a)), rtol=0.05)  # tr(A^2) = ||A||_F^2
-
-
-def test_curvature_and_gradients_match_autodiff_on_a_model(small_digits):
-  config = memjax.TrainConfig(**FAST)
-  fns = engine_lib.model_fns(config, small_digits)
-  params, batch_stats = fns.init(jax.random.key(0))
-  x = jnp.asarray(small_digits.x_train[:4])
-  y = jnp.asarray(small_digits.y_train[:4])
-  loss = lambda z: proxies.example_losses(fns.apply, params, batch_stats, z, y)
-  # tr(H^2) of every example's input Hessian, exactly, against the estimate with many vectors.
-  hess = jax.vmap(jax.hessian(lambda xi, yi: proxies.example_losses(
-      fns.apply, params, batch_stats, xi[None], yi[None])[0]))(x, y)
-  h2 = hess.reshape(4, 64, 64)
-  exact = jnp.einsum("bij,bji->b", h2, h2)
-  est = proxies.input_curvature(loss, x, jax.random.key(0), h=1e-3, num_vectors=2000)
-  np.testing.assert_allclose(est, exact, rtol=0.1)
-  # Weight-gradient norms against one jax.grad per example.
-  norms = proxies.weight_gradient_norms(fns.apply, params, batch_stats, x, y)
-  for i in range(4):
-    g = jax.grad(lambda p: proxies.example_losses(fns.apply, p, batch_stats, x[i:i + 1],
-                                                  y[i:i + 1])[0])(params)
-    ref = np.sqrt(sum(float(jnp.sum(l ** 2)) for l in jax.tree.leaves(g)))
-    assert float(norms[i]) == pytest.approx(ref, rel=1e-4)
-  gx = proxies.input_gradients(loss, x)
-  gx0 = jax.grad(lambda z: loss(jnp.concatenate([z, x[1:]]))[0])(x[:1])
-  np.testing.assert_allclose(gx[:1], gx0, rtol=1e-5, atol=1e-8)
-
-
-# ---- engine-based drivers -----------------------------------------------------------------------
-def test_track_trains_the_same_models_as_the_runner(small_digits):
-  keep = np.random.default_rng(0).random((2, small_digits.num_train)) < 0.5
-  dyn = proxies.track(small_digits, keep=keep, epochs=3, measures=("input_grad_sq",), **FAST)
-  run = memjax.train(small_digits, keep=keep, epochs=3, eval_every=1, progress=False, **FAST)
-  assert dyn.correct.shape == (3, 2, small_digits.num_train) and dyn.grad_norm is None
-  np.testing.assert_array_equal(dyn.correct, run.records.train_correct)
-  np.testing.assert_allclose(dyn.loss, run.records.train_loss, rtol=2e-3, atol=2e-3)
-  assert (dyn.input_grad_sq >= 0).all() and np.isfinite(dyn.input_grad_sq).all()
-  assert dyn.seconds["train"] > 0 and "input_grad_sq" in dyn.seconds
-  with pytest.raises(MemjaxError, match="Unknown measure"):
-    proxies.track(small_digits, measures=("hessian",), **FAST)
-  with pytest.raises(MemjaxError, match="positive step"):
-    proxies.track(small_digits, h=0.0, **FAST)
-
-
-@pytest.fixture(scope="module")
-def noisy_digits(small_digits):
-  """The 300 digits with 30 wrong labels: noisy labels are the known memorized examples."""
-  return studies.inject_artificial(small_digits, label_fraction=0.1, input_fraction=0.0,
-                                   seed=1)
-
-
-def test_proxies_single_out_noisy_labels(noisy_digits):
-  data, groups = noisy_digits
-  noisy = groups == studies.NOISY_LABEL
-  dyn = proxies.track(data, models=2, epochs=8, num_vectors=4, **FAST)
-  for name, value in {"forgetting": proxies.forgetting_events(dyn.correct).score,
-                      "csl": proxies.cumulative_loss(dyn.loss),
-                      "csg": proxies.cumulative_gradient_norm(dyn.grad_norm),
-                      "csg_input": proxies.cumulative_gradient_norm(dyn.input_grad_sq),
-                      "curvature": proxies.mean_curvature(dyn.curvature)}.items():
-    assert value[noisy].mean() > 2 * value[~noisy].mean(), name
-  speed = proxies.learning_speed(dyn.prob)
-  assert speed[noisy].mean() < speed[~noisy].mean() - 0.3
-
-
-def test_second_split_forgetting_noisy_labels_forgotten_first(noisy_digits):
-  data, groups = noisy_digits
-  noisy = groups == studies.NOISY_LABEL
-  res = proxies.second_split_forgetting(data, models=2, epochs_a=6, epochs_b=6, **FAST)
-  assert res.correct_a.shape == (6, 2, 300) and res.correct_b.shape == (7, 2, 300)
-  np.testing.assert_array_equal(res.correct_b[0], res.correct_a[-1])
-  np.testing.assert_array_equal(res.keep_a[0], ~res.keep_a[1])
-  assert np.isnan(res.ssft_per_model[~res.keep_a]).all()
-  assert not np.isnan(res.ssft).any() and (res.ssft <= 7).all()
-  # Maini et al.: mislabeled examples are learned late and forgotten early.
-  assert res.fslt[noisy].mean() > res.fslt[~noisy].mean() + 1
-  assert res.ssft[noisy].mean() < res.ssft[~noisy].mean() - 2
-  with pytest.raises(MemjaxError, match="even"):
-    proxies.second_split_forgetting(data, models=3, **FAST)
-
-
-def test_holdout_retraining_moves_noisy_labels_most(noisy_digits):
-  data, groups = noisy_digits
-  noisy = groups == studies.NOISY_LABEL
-  # 10 epochs: long enough for the MLP to fit the wrong labels (after 6 it has not yet).
-  res = proxies.holdout_retraining(data, models=2, epochs=10, finetune_epochs=5, **FAST)
-  assert res.per_model.shape == (2, 300) and (res.per_model >= 0).all()
-  assert res.score[noisy].mean() > 2 * res.score[~noisy].mean()
-  assert roc_auc_score(noisy, res.score) > 0.75  # measured 0.88
-
-
-def test_compare_proxies_table(small_digits):
-  table = proxies.compare_proxies(small_digits, models=8, proxy_models=2, model="logreg",
-                                  epochs=3, batch_size=32, num_vectors=2)
-  assert [r["proxy"] for r in table.rows][-1].startswith("memorization, other half")
-  assert len(table.rows) == 13
-  for r in table.rows:
-    assert set(r) == set(proxies.COLUMNS) and r["sign"] in (1, -1)
-    assert r["wall_s"] >= 0 and np.isfinite(r["cost_ratio"])
-    assert np.isnan(r["spearman"]) or -1 <= r["spearman"] <= 1
-  assert table.info["full_estimator_s"] > 0 and table.memorization.shape == (300,)
-  md = table.markdown()
-  assert md.count("\n") == len(table.rows) + 1 and "Spearman" in md
-  # Every row has the header's 7 cells: the pipes in "||grad_w l||" are escaped.
-  cells = [len(re.split(r"(?<!\\)\|", line)) - 2 for line in md.splitlines()]
-  assert cells == [7] * len(cells) and "\\|\\|grad_w l\\|\\|" in md
-  with pytest.raises(MemjaxError, match="even"):
-    proxies.compare_proxies(small_digits, models=4, proxy_models=3, model="logreg", epochs=1)
+# ---- names that moved to memjax.dynamics and the benchmark --------------------------------------
+def test_moved_names_resolve_to_their_new_modules():
+  for name in ("track", "second_split_forgetting", "holdout_retraining", "Dynamics",
+               "SplitForgetting", "HoldoutRetraining", "MEASURES", "DEFAULT_H",
+               "DEFAULT_NUM_VECTORS"):
+    assert getattr(proxies, name) is getattr(dynamics, name), name
+  for name in ("example_losses", "weight_gradient_norms", "input_gradients", "input_curvature"):
+    assert getattr(proxies, name) is getattr(example_gradients, name), name
+  for name in ("compare_proxies", "ProxyComparison"):
+    with pytest.raises(AttributeError, match="benchmarks/proxies_vs_memorization.py"):
+      getattr(proxies, name)
+  with pytest.raises(AttributeError, match="no attribute 'no_such_proxy'"):
+    proxies.no_such_proxy  # noqa: B018
