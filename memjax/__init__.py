@@ -23,8 +23,15 @@ from memjax.runner import Run, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "dynamics", "example_gradients", "measures", "models", "proxies", "report", "roc", "studies", "write_report", "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
-    "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia", "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "MemjaxError",
+    # modules
+    "dynamics", "example_gradients", "measures", "models", "proxies", "report", "roc", "studies",
+    # training and data
+    "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "Records", "Run",
+    "train", "MemjaxError",
+    # estimators
     "confidence_interval", "count_memorized", "cscore", "cscore_se", "influence", "memorization",
-    "memorization_ci", "memorization_se", "Records", "Run", "train",
+    "memorization_ci", "memorization_se",
+    # attacks and reports
+    "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
+    "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia", "write_report",
 ]

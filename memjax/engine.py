@@ -448,8 +448,8 @@ class Chunk:
   chunk size, shards their keep masks, and trains and evaluates them epoch by epoch.
 
   Used by :func:`memjax.train` (with checkpoints and records around it) and by the proxies'
-  drivers in :mod:`memjax.dynamics` (with measurements between epochs). The last chunk of a run is padded with copies of its
-  first model; their results are dropped.
+  drivers in :mod:`memjax.dynamics` (with measurements between epochs). The last chunk of a run
+  is padded with copies of its first model; their results are dropped.
 
   Args:
     engine: the compiled programs.

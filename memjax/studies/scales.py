@@ -54,7 +54,8 @@ class Scale:
 
 
 def mlp(*widths: int) -> Arch:
-  """An MLP with these hidden widths: ``mlp(64, 64)`` is ``("mlp", "mlp", {"widths": [64, 64]})``."""
+  """An MLP with these hidden widths: ``mlp(64, 64)`` is
+  ``("mlp", "mlp", {"widths": [64, 64]})``."""
   return ("mlp", "mlp", {"widths": list(widths)})
 
 
