@@ -1,9 +1,21 @@
-"""Shared fixtures: small datasets and fast configurations."""
+"""Shared fixtures (small datasets, the studies at scale "small") and the slow marker of the
+docstring examples that train."""
 
 import numpy as np
 import pytest
 
 import memjax
+
+
+# Docstring examples (collected from memjax/ by --doctest-modules) that train models: marked slow
+# here, since a docstring cannot carry a marker.
+SLOW_DOCTESTS = ("memjax", "memjax.runner.train")
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if isinstance(item, pytest.DoctestItem) and item.name in SLOW_DOCTESTS:
+      item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

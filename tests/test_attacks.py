@@ -42,6 +42,7 @@ def _balanced_keep(m, n, rng):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lira_statistic_golden_and_stable():
   phi = attacks.lira_statistic(np.array([[1., 2., -3.], [-1., 1., 0.]]), np.array([1, 2]))
   assert phi.dtype == jnp.float32

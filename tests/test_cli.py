@@ -4,10 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from memjax import cli
 
 
+@pytest.mark.slow
 def test_run_writes_scores_and_summary(tmp_path, capsys):
   out = tmp_path / "run"
   code = cli.main(["run", "--models", "4", "--epochs", "2", "--model", "logreg",
@@ -44,12 +46,14 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys):
   assert "is not a directory. Pass the run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point():
   result = subprocess.run([sys.executable, "-m", "memjax", "--help"], capture_output=True,
                           text=True, check=True)
   assert "run" in result.stdout and "scores" in result.stdout
 
 
+@pytest.mark.slow
 def test_attack_writes_metrics_plot_and_columns(tmp_path, capsys):
   out = tmp_path / "run"
   assert cli.main(["run", "--models", "8", "--epochs", "3", "--model", "logreg", "--out",

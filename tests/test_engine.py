@@ -12,6 +12,7 @@ from memjax.errors import MemjaxError
 from conftest import tiny_images
 
 
+@pytest.mark.slow
 def test_epoch_order_draws_only_in_examples_and_covers_them(small_digits):
   config = TrainConfig(model="logreg", num_models=4, batch_size=32)
   keep = design.bernoulli(4, small_digits.num_train, 0.4, seed=0)
@@ -28,6 +29,7 @@ def test_epoch_order_draws_only_in_examples_and_covers_them(small_digits):
       eng._epoch_order(jnp.int32(0), jnp.asarray(keep[0]), jnp.int32(0))[0]))
 
 
+@pytest.mark.slow
 def test_vmapped_scan_equals_training_each_model_alone(small_digits):
   """The compiled program trains every model exactly as a plain per-model loop would."""
   config = TrainConfig(model="mlp", model_kwargs={"widths": (16,)}, num_models=3, epochs=2,
@@ -64,6 +66,7 @@ def test_vmapped_scan_equals_training_each_model_alone(small_digits):
                  params)
 
 
+@pytest.mark.slow
 def test_records_do_not_depend_on_chunking(small_digits):
   kwargs = dict(model="mlp", models=6, epochs=2, progress=False,
                 model_kwargs={"widths": (16,)}, batch_size=64)
@@ -75,6 +78,7 @@ def test_records_do_not_depend_on_chunking(small_digits):
   np.testing.assert_array_equal(a.keep, b.keep)
 
 
+@pytest.mark.slow
 def test_same_seed_same_records_other_seed_differs(small_digits):
   kwargs = dict(model="logreg", models=4, epochs=2, progress=False)
   a = memjax.train(small_digits, seed=1, **kwargs).records
@@ -84,12 +88,14 @@ def test_same_seed_same_records_other_seed_differs(small_digits):
   assert not np.array_equal(a.train_lira, c.train_lira)
 
 
+@pytest.mark.slow
 def test_default_config_fits_each_models_own_subset(small_digits):
   run = memjax.train(small_digits, models=8, progress=False)  # the defaults: mlp, 40 epochs
   assert run.records.train_accuracy()[-1].min() >= 0.99
   assert run.records.test_accuracy()[-1].mean() > 0.8
 
 
+@pytest.mark.slow
 def test_images_train_with_augmentation_bn_and_queries():
   data = tiny_images()
   run = memjax.train(data, model="resnet", models=4, epochs=3, progress=False, batch_size=16,
@@ -106,6 +112,7 @@ def test_images_train_with_augmentation_bn_and_queries():
                              1 / (1 + np.exp(-r.train_lira[..., 0])), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_augment_and_queries_shapes():
   config = TrainConfig(augment="flip_translate", translate=2)
   x = jnp.arange(2 * 4 * 4 * 1, dtype=jnp.float32).reshape(2, 4, 4, 1)
@@ -132,6 +139,7 @@ def test_schedule_is_triangular():
   assert optimizer is not None
 
 
+@pytest.mark.slow
 def test_memory_estimate_and_chunking(small_digits):
   config = TrainConfig(model="mlp", num_models=10, epochs=1)
   fns = engine.model_fns(config, small_digits)

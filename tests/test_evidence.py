@@ -1,10 +1,12 @@
 """The estimators on training runs where the answer is known: planted mislabels and exact LOO."""
 
 import numpy as np
+import pytest
 
 import memjax
 
 
+@pytest.mark.slow
 def test_planted_mislabeled_singletons_score_near_one(small_digits):
   rng = np.random.default_rng(0)
   y = small_digits.y_train.copy()
@@ -38,6 +40,7 @@ def clusters_with_outliers(seed=0):
   return memjax.from_arrays(x, labels, x_test, np.arange(30) % 3, name="clusters"), outliers
 
 
+@pytest.mark.slow
 def test_subsampled_estimator_agrees_with_exact_leave_one_out():
   data, outliers = clusters_with_outliers()
   n, reps = data.num_train, 24

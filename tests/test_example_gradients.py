@@ -11,6 +11,7 @@ from memjax import example_gradients
 
 
 # ---- per-example gradients and curvature --------------------------------------------------------
+@pytest.mark.slow
 def test_input_curvature_exact_on_quadratics():
   rng = np.random.default_rng(0)
   d = rng.uniform(-2, 2, size=(3, 5))  # per-example diagonal Hessians
@@ -26,6 +27,7 @@ def test_input_curvature_exact_on_quadratics():
   np.testing.assert_allclose(curv, float(jnp.sum(a * a)), rtol=0.05)  # tr(A^2) = ||A||_F^2
 
 
+@pytest.mark.slow
 def test_curvature_and_gradients_match_autodiff_on_a_model(small_digits):
   config = memjax.TrainConfig(model="mlp", model_kwargs={"widths": [32]})
   fns = engine_lib.model_fns(config, small_digits)

@@ -9,6 +9,7 @@ from memjax import models
 from memjax.errors import MemjaxError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(models.REGISTRY))
 @pytest.mark.parametrize("shape", [(8, 8, 1), (12, 12, 3)])
 def test_every_model_maps_images_to_logits(name, shape):
@@ -18,6 +19,7 @@ def test_every_model_maps_images_to_logits(name, shape):
   assert models.count_params(nnx.state(model, nnx.Param)) > 0
 
 
+@pytest.mark.slow
 def test_vector_models_and_image_only_errors():
   assert models.build("mlp", (5,), 3, nnx.Rngs(0), widths=(4,))(jnp.ones((2, 5))).shape == (2, 3)
   with pytest.raises(MemjaxError, match="needs images"):
@@ -28,12 +30,14 @@ def test_vector_models_and_image_only_errors():
     models.build("mlp", (5,), 3, nnx.Rngs(0), depth=3)
 
 
+@pytest.mark.slow
 def test_resnet20_size():
   # He et al.'s ResNet-20 for CIFAR-10 has 0.27M parameters.
   model = models.build("resnet", (32, 32, 3), 10, nnx.Rngs(0), width=16, depth=3)
   assert 260_000 < models.count_params(nnx.state(model, nnx.Param)) < 280_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stride", [1, 2])
 def test_im2col_conv_equals_lax_conv_values_and_grads(stride):
   x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
@@ -52,6 +56,7 @@ def test_max_pool_matches_reduce_window():
   np.testing.assert_array_equal(models.max_pool2(x), ref)
 
 
+@pytest.mark.slow
 def test_batchnorm_uses_running_averages_at_evaluation():
   model = models.build("resnet", (8, 8, 3), 4, nnx.Rngs(0), width=4)
   x = jax.random.normal(jax.random.key(0), (16, 8, 8, 3)) * 3 + 1
@@ -84,6 +89,7 @@ def vit_param_count(shape, classes, **kwargs):
   return models.count_params(nnx.state(model, nnx.Param))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(8, 8, 1), (32, 32, 3)])
 @pytest.mark.parametrize("kwargs", [
     {}, {"size": "tiny"}, {"size": "small"}, {"size": "tiny", "depth": 1, "heads": 6},
@@ -132,6 +138,7 @@ def test_vit_bad_knobs(kwargs, match):
     models.build("vit", (64,), 3, nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_vit_parameter_counts():
   # The formula reproduces the published ViT-Ti/16 and ViT-S/16 (CLS token, 224x224, 1000
   # classes; timm's vit_tiny_patch16_224 and vit_small_patch16_224: 5.7M and 22.1M; 5.5M and
@@ -151,6 +158,7 @@ def test_vit_parameter_counts():
   assert vit_param_count((8, 8, 1), 10, width=32, depth=2, heads=2) == vit_params(32, 2, 16, 4, 10)
 
 
+@pytest.mark.slow
 def test_vit_dropout_acts_only_while_training():
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
   apply = nnx.jit(lambda model, x, train: model(x, train=train), static_argnames="train")
@@ -169,6 +177,7 @@ def test_vit_dropout_acts_only_while_training():
     models.build("vit", (8, 8, 1), 5, nnx.Rngs(params=0), dropout=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 def test_self_attention_matches_reference(causal):
   attention = models.SelfAttention(16, 4, rngs=nnx.Rngs(0), causal=causal)
@@ -182,6 +191,7 @@ def test_self_attention_matches_reference(causal):
   np.testing.assert_allclose(attention(x), mha.out(ref), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["attention", "block"])
 def test_causal_attention_masks_the_future(module):
   rngs = nnx.Rngs(0)
@@ -199,6 +209,7 @@ def test_causal_attention_masks_the_future(module):
     assert not np.allclose(apply(full, changed)[:, :t + 1], apply(full, x)[:, :t + 1])
 
 
+@pytest.mark.slow
 def test_tiny_vit_fits_digits(small_digits):
   # memjax.train's default SGD chain (the engine builds the model with nnx.Rngs(params=key));
   # each model fits its 150 of the 300 digits (~7 s on 2 cores).

@@ -60,6 +60,7 @@ def _check_pngs(pngs, minimum):
     assert image.width > 300 and image.height > 200 and len(png) > 10_000
 
 
+@pytest.mark.slow
 def test_quickstart(tmp_path, monkeypatch):
   nb, seconds = _execute("quickstart.ipynb", tmp_path, monkeypatch)
   text, pngs, markdown = _outputs(nb)
@@ -75,6 +76,7 @@ def test_quickstart(tmp_path, monkeypatch):
   assert seconds < BUDGET_S
 
 
+@pytest.mark.slow
 def test_reproduce_back_to_fundamentals(tmp_path, monkeypatch):
   nb, seconds = _execute("reproduce_back_to_fundamentals.ipynb", tmp_path, monkeypatch)
   text, pngs, markdown = _outputs(nb)

@@ -126,6 +126,7 @@ def _read(path):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_of_an_image_run_has_every_section_and_real_figures(image_run):
   path = report.write_report(image_run)
   assert path == os.path.join(image_run, "report.html")
@@ -149,6 +150,7 @@ def test_report_of_an_image_run_has_every_section_and_real_figures(image_run):
   assert "memjax attack DIR" in page  # no attack results yet: the page says how to get them
 
 
+@pytest.mark.slow
 def test_report_is_self_contained(image_run):
   page = _read(report.write_report(image_run, os.path.join(image_run, "self.html")))
   assert "<script" not in page and "<link" not in page and "@import" not in page
@@ -156,6 +158,7 @@ def test_report_is_self_contained(image_run):
   assert "url(" not in page
 
 
+@pytest.mark.slow
 def test_most_memorized_are_ranked_by_score(image_run):
   run = memjax.Run.load(image_run)
   scores = run.scores()
@@ -165,6 +168,7 @@ def test_most_memorized_are_ranked_by_score(image_run):
   assert mem[most[0]] == np.nanmax(mem) and mem[least[0]] == np.nanmin(mem)
 
 
+@pytest.mark.slow
 def test_epoch_table_matches_the_estimators(image_run):
   run = memjax.Run.load(image_run)
   table = report.epoch_table(run.records)
@@ -208,6 +212,7 @@ def test_display_images_scales_to_unit_range():
   np.testing.assert_allclose(report.display_images(standardised)[..., 0], [[[0.0, 1.0]]])
 
 
+@pytest.mark.slow
 def test_attack_results_from_json_without_roc_png(image_run, tmp_path):
   run_dir = _copy_run(image_run, tmp_path)
   with open(os.path.join(run_dir, "attacks.json"), "w") as f:
@@ -222,6 +227,7 @@ def test_attack_results_from_json_without_roc_png(image_run, tmp_path):
   assert "0.7500" in attacks  # the AUC of lira_online
 
 
+@pytest.mark.slow
 def test_attack_results_of_memjax_attack_are_embedded(image_run, tmp_path):
   audit = pytest.importorskip("memjax.audit", reason="memjax.audit (memjax attack) not present")
   run_dir = _copy_run(image_run, tmp_path)
@@ -241,6 +247,7 @@ def test_attack_results_of_memjax_attack_are_embedded(image_run, tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_without_reloadable_data_lists_examples_and_says_why(image_run, tmp_path,
                                                                     digits_npz):
   run_dir = _copy_run(image_run, tmp_path)
@@ -259,6 +266,7 @@ def test_report_without_reloadable_data_lists_examples_and_says_why(image_run, t
   assert "does not match the run" in page
 
 
+@pytest.mark.slow
 def test_vector_run_gets_tables_and_no_epoch_curves(vector_run):
   page = _read(report.write_report(vector_run.directory))
   assert "in-memory arrays" in page  # no data spec: says how to pass the data
@@ -276,6 +284,7 @@ def test_vector_run_gets_tables_and_no_epoch_curves(vector_run):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_directories_raise_clear_errors(image_run, tmp_path):
   with pytest.raises(memjax.MemjaxError, match="is not a directory"):
     report.write_report(str(tmp_path / "missing"))
@@ -296,6 +305,7 @@ def test_bad_directories_raise_clear_errors(image_run, tmp_path):
     report.write_report(image_run, top=0)
 
 
+@pytest.mark.slow
 def test_cmd_report(image_run, tmp_path, capsys):
   parser = argparse.ArgumentParser(prog="memjax")
   report.add_report_parser(parser.add_subparsers(dest="command"))
@@ -306,6 +316,7 @@ def test_cmd_report(image_run, tmp_path, capsys):
   assert len(_images(_read(out))) == 5
 
 
+@pytest.mark.slow
 def test_memjax_report_command_line(image_run, tmp_path, capsys):
   from memjax import cli
   if "report" not in getattr(cli, "COMMANDS", {}):
@@ -358,6 +369,7 @@ def _region_stats(shot, box):
   return crop, non_white, colours
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CHROMIUM),
                     reason=f"{CHROMIUM} missing: install Chromium (apt-get install -y chromium) "
                     "to check the rendered report")

@@ -49,6 +49,7 @@ def wait_for_checkpoint(directory, proc, timeout=300):
   raise AssertionError("no checkpoint appeared")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [BUILT_IN, USER_CODE], ids=["builtin", "user_code"])
 def test_sigkill_then_resume_gives_identical_records(tmp_path, digits_npz, model):
   reference = tmp_path / "reference"

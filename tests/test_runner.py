@@ -19,6 +19,7 @@ def assert_same_records(a, b):
                                   err_msg=name)
 
 
+@pytest.mark.slow
 def test_run_directory_layout_and_reload(tmp_path, small_digits):
   out = tmp_path / "run"
   run = memjax.train(small_digits, models=4, epochs=2, directory=str(out), **FAST)
@@ -68,6 +69,7 @@ def interrupt_after(monkeypatch, epochs: int):
   monkeypatch.setattr(engine_lib.Engine, "compiled_train_epoch", patched)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_identical_records(tmp_path, small_digits, monkeypatch):
   kwargs = dict(models=6, epochs=4, chunk_size=3, eval_every=2, checkpoint_seconds=1e-9, **FAST)
   reference = memjax.train(small_digits, **kwargs)
@@ -81,6 +83,7 @@ def test_interrupted_run_resumes_to_identical_records(tmp_path, small_digits, mo
   assert_same_records(reference.records, resumed.records)
 
 
+@pytest.mark.slow
 def test_grow_trains_only_new_models(tmp_path, small_digits, monkeypatch):
   out = str(tmp_path / "run")
   small = memjax.train(small_digits, models=4, epochs=2, chunk_size=4, directory=out, **FAST)
@@ -111,6 +114,7 @@ def test_resume_errors(tmp_path, small_digits):
     memjax.train(small_digits, directory=str(tmp_path), resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_diverged_models_are_reported(tmp_path, small_digits):
   with pytest.warns(RuntimeWarning, match=r"diverged \(non-finite training loss\).*Lower the "
                     r"learning rate \(now 1e\+30\)"):

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import memjax
 
@@ -35,6 +36,7 @@ def run_with_devices(tmp_path, devices, model="mlp", chunk=8, kwargs=None):
   return np.load(out)
 
 
+@pytest.mark.slow
 def test_four_devices_equal_one_device(tmp_path):
   one = run_with_devices(tmp_path, 1)
   four = run_with_devices(tmp_path, 4)
@@ -44,6 +46,7 @@ def test_four_devices_equal_one_device(tmp_path):
   np.testing.assert_allclose(one["test"], four["test"], rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_batchnorm_models_shard_too(tmp_path):
   kwargs = {"model_kwargs": {"width": 4}}
   one = run_with_devices(tmp_path, 1, model="resnet", chunk=4, kwargs=kwargs)
@@ -82,6 +85,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_on_loopback_equal_one_process(tmp_path):
   """jax.distributed over two local processes (2 CPU devices each) = one process."""
   port = str(free_port())
@@ -102,6 +106,7 @@ def test_two_processes_on_loopback_equal_one_process(tmp_path):
       np.testing.assert_array_equal(got[name], reference[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_cli_on_two_hosts_writes_what_one_host_writes(tmp_path):
   """`memjax run --coordinator ... --process-id i` on two processes = one plain `memjax run`."""
   port = str(free_port())

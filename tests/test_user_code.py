@@ -55,6 +55,7 @@ def planted(data, count=12, seed=0):
 FAST = dict(models=8, epochs=3, batch_size=64, progress=False)
 
 
+@pytest.mark.slow
 def test_user_module_with_dropout_finds_planted_mislabels(small_digits):
   data, index = planted(small_digits)
   run = memjax.train(data, model=DropoutMLP, model_kwargs={"hidden": 128}, models=32,
@@ -67,6 +68,7 @@ def test_user_module_with_dropout_finds_planted_mislabels(small_digits):
   assert np.median(typical) <= 0.1
 
 
+@pytest.mark.slow
 def test_dropout_streams_are_chunk_independent_and_really_random(small_digits):
   # Rate 0.5: a model drawing another model's (or another step's) dropout mask would move its
   # outputs by far more than the float rounding XLA's kernels for other chunk shapes give
@@ -98,6 +100,7 @@ def test_dropout_streams_are_chunk_independent_and_really_random(small_digits):
   np.testing.assert_array_equal(d, e)  # evaluation is deterministic
 
 
+@pytest.mark.slow
 def test_cli_trains_a_user_module_by_import_path_and_reports(tmp_path, capsys):
   out = tmp_path / "run"
   assert cli.main(["run", "--model", "test_user_code:DropoutMLP", "--model-kwargs",
@@ -119,6 +122,7 @@ def test_cli_trains_a_user_module_by_import_path_and_reports(tmp_path, capsys):
   assert cli.main(["report", str(out)]) == 0
 
 
+@pytest.mark.slow
 def test_optimizers_replace_the_default_chain(small_digits):
   adam = memjax.train("digits", model="mlp", optimizer=optax.adam(1e-3), models=4, epochs=20,
                       progress=False)
@@ -138,6 +142,7 @@ def test_optimizers_replace_the_default_chain(small_digits):
   assert not np.array_equal(plain.records.train_lira, default.records.train_lira)
 
 
+@pytest.mark.slow
 def test_bad_optimizers_and_misspelt_settings_get_clear_errors(small_digits):
   with pytest.raises(memjax.MemjaxError, match="optax has no optimizer 'adamm'"):
     memjax.train(small_digits, optimizer="adamm", **FAST)
@@ -153,6 +158,7 @@ def test_bad_optimizers_and_misspelt_settings_get_clear_errors(small_digits):
     memjax.train(small_digits, measures={"bad": lambda logits, labels: logits}, **FAST)
 
 
+@pytest.mark.slow
 def test_the_loss_is_the_training_objective(small_digits):
   # A loss that is zero everywhere leaves the models at their initialisation.
   frozen = memjax.train(small_digits, loss=lambda logits, labels: 0.0 * logits.sum(-1), **FAST)
@@ -171,6 +177,7 @@ def test_the_loss_is_the_training_objective(small_digits):
                              rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_real_valued_measures_feed_the_estimators(small_digits):
   run = memjax.train(small_digits, measures={"true_logit": true_logit, "margin": "margin"},
                      **FAST)
@@ -184,6 +191,7 @@ def test_real_valued_measures_feed_the_estimators(small_digits):
   assert "memorization_true_logit" in run.scores()
 
 
+@pytest.mark.slow
 def test_linen_modules_through_the_nnx_bridge(small_digits):
   import flax.linen as nn
 
@@ -213,6 +221,7 @@ def test_linen_modules_through_the_nnx_bridge(small_digits):
   assert not np.allclose(outputs[0], outputs[2])
 
 
+@pytest.mark.slow
 def test_resume_needs_objects_without_import_paths(tmp_path, small_digits):
   directory = str(tmp_path / "run")
   opt = optax.adam(3e-3)
@@ -228,6 +237,7 @@ def test_resume_needs_objects_without_import_paths(tmp_path, small_digits):
                  progress=False)
 
 
+@pytest.mark.slow
 def test_preprocessing_is_recorded_and_resume_keeps_it(tmp_path):
   directory = str(tmp_path / "raw")
   raw = memjax.load("digits", standardize=False)
