@@ -10,10 +10,13 @@ it contains p_in - p_out, with no sampling noise. Compared here:
 * ``newcombe`` and ``agresti-caffo``: the other methods of ``difference_ci``.
 
 Prints three markdown tables: old vs new coverage at the boundary points, the minimum coverage of
-each method over the whole grid for each pair of sizes, and its mean width.
+each method over the whole grid for each pair of sizes, and its mean width. With ``--grouped``, a
+fourth: Monte Carlo coverage of the grouped interval (``memorization_ci(..., groups=...)``) in a
+multi-ratio design (9 ratio groups 0.1, ..., 0.9, balanced), each simulated example one replicate.
 
     python benchmarks/interval_coverage.py
     python benchmarks/interval_coverage.py --level 0.9
+    python benchmarks/interval_coverage.py --grouped      # + the grouped Monte Carlo (~1 min)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from memjax import estimators
+from memjax import design, estimators
 from memjax.formatting import markdown_table
 
 # True accuracies, boundaries included; every (p_in, p_out) pair of this grid is evaluated.
@@ -123,9 +126,76 @@ def minimum_table(level: float = 0.95) -> tuple[str, str]:
   return markdown_table(header, minima), markdown_table(header, widths)
 
 
+RATIOS = tuple(k / 10 for k in range(1, 10))
+# (name, p_in(r), p_out(r)): true accuracies of IN and OUT models of ratio r.
+GROUPED_SETTINGS = (
+    ("null: accuracy 0.6 + 0.25 r", lambda r: 0.6 + 0.25 * r, lambda r: 0.6 + 0.25 * r),
+    ("null: accuracy 0.2 + 0.75 r", lambda r: 0.2 + 0.75 * r, lambda r: 0.2 + 0.75 * r),
+    ("null: always right (0.999)", lambda r: 0.999, lambda r: 0.999),
+    ("memorized (0.999, 0.01)", lambda r: 0.999, lambda r: 0.01),
+    ("memorized (0.999, 0.005)", lambda r: 0.999, lambda r: 0.005),
+    ("memorized (1, 0.01)", lambda r: 1.0, lambda r: 0.01),
+    ("memorized (0.99, 0.001)", lambda r: 0.99, lambda r: 0.001),
+    ("memorized (1, 0)", lambda r: 1.0, lambda r: 0.0),
+    ("(0.98, 0.03)", lambda r: 0.98, lambda r: 0.03),
+    ("(0.995, 0.05)", lambda r: 0.995, lambda r: 0.05),
+    ("(0.9, 0.6)", lambda r: 0.9, lambda r: 0.6),
+    ("(0.75, 0.25)", lambda r: 0.75, lambda r: 0.25),
+    ("(0.5, 0.5)", lambda r: 0.5, lambda r: 0.5),
+    ("(0.95, 0.5)", lambda r: 0.95, lambda r: 0.5),
+    ("(0.5, 0.005)", lambda r: 0.5, lambda r: 0.005),
+    ("(0.01, 0)", lambda r: 0.01, lambda r: 0.0),
+    ("(0.995, 0.9 r)", lambda r: 0.995, lambda r: 0.9 * r),
+    ("(1, 0.9)", lambda r: 1.0, lambda r: 0.9),
+)
+
+
+def grouped_intervals(correct, keep, groups, level):
+  """{name: (low, high)} of the grouped intervals compared: memjax's (square-and-add on
+  Clopper-Pearson limits), the same rule on Wilson limits, and two normal intervals with the
+  grouped Agresti-Caffo SE, centred on the estimate or on the mean of the shrunk estimates."""
+  z = stats.norm.ppf(0.5 + level / 2)
+  (x_in, _, _, n_in), (x_out, _, _, n_out) = estimators._sides(correct.astype(float), keep,
+                                                                  groups)
+  mem = estimators.memorization(correct, keep, groups)
+  se = estimators.memorization_se(correct, keep, groups)
+  shrunk = ((x_in + 1) / (n_in + 2) - (x_out + 1) / (n_out + 2)).mean(0)
+  return {"memjax (newcombe-cp)": estimators.memorization_ci(correct, keep, level, groups),
+          "Wilson limits": estimators._square_and_add(x_in, n_in, x_out, n_out, level,
+                                                      "wilson"),
+          "mem +- z se": (mem - z * se, mem + z * se),
+          "shrunk +- z se": (shrunk - z * se, shrunk + z * se)}
+
+
+def grouped_table(level: float = 0.95, per_group=(10, 30, 100, 300), replicates: int = 5000,
+                  seed: int = 0) -> str:
+  """Monte Carlo coverage of grouped intervals: one row per (models per group, setting), one
+  simulated example per replicate (keep from the balanced multi-ratio design)."""
+  rng = np.random.default_rng(seed)
+  ratios = np.asarray(RATIOS)
+  rows, minima = [], {}
+  for size in per_group:
+    d = design.make("balanced", size * len(ratios), replicates, RATIOS, seed=seed)
+    r = ratios[d.groups][:, None]  # [M, 1] each model's ratio
+    for name, p_in, p_out in GROUPED_SETTINGS:
+      p = np.where(d.keep, np.broadcast_to(p_in(r), r.shape), np.broadcast_to(p_out(r), r.shape))
+      correct = rng.random(d.keep.shape) < p
+      truth = np.mean([p_in(g) - p_out(g) for g in ratios])
+      cells = []
+      for method, (low, high) in grouped_intervals(correct, d.keep, d.groups, level).items():
+        coverage = float(np.mean((low <= truth + 1e-12) & (truth - 1e-12 <= high)))
+        minima[method] = min(minima.get(method, 1.0), coverage)
+        cells.append(coverage)
+      rows.append([size, name, *cells])
+  rows.append(["all", "minimum", *minima.values()])
+  return markdown_table(["models per group", "(p_in, p_out)", *minima], rows, digits=3)
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--level", type=float, default=0.95, help="confidence level")
+  parser.add_argument("--grouped", action="store_true",
+                      help="also the Monte Carlo coverage of the grouped interval")
   args = parser.parse_args(argv)
   start = time.perf_counter()
   print(f"Exact coverage of the {args.level:.0%} intervals, n_in = n_out = n\n")
@@ -135,6 +205,9 @@ def main(argv=None) -> None:
   print(minima)
   print("\nMean width over the grid\n")
   print(widths)
+  if args.grouped:
+    print(f"\nMonte Carlo coverage, 9 ratio groups {RATIOS}, 5,000 examples each\n")
+    print(grouped_table(args.level))
   print(f"\n({time.perf_counter() - start:.1f} s)")
 
 

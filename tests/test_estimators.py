@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 import memjax
-from memjax import estimators
+from memjax import design, estimators
 from memjax.errors import MemjaxError
 
 
@@ -559,3 +559,151 @@ def test_null_memorized_count_zero_without_dependence_on_keep():
   per_example = np.random.default_rng(0).random(30) < 0.5
   correct = np.broadcast_to(per_example, (2, 8, 30))  # same answer from every model
   np.testing.assert_array_equal(estimators.null_memorized_count(correct, keep), [0.0, 0.0])
+
+
+# ---- several subset ratios: estimates within groups, averaged over groups ---------------------
+def grouped_records(kind="bool", m=45, n=24, seed=5):
+  """(values, keep, groups) with three unequal groups of models; some examples lack IN or OUT
+  models in a group (column 0: no IN model in group 0; column 1: no OUT model anywhere)."""
+  values, keep = random_records(m=m, n=n, seed=seed, kind=kind)
+  groups = np.repeat([2, 0, 7], [20, 15, 10])  # labels need not be 0..G-1 nor sorted
+  keep[groups == 0, 0] = False
+  keep[:, 1] = True
+  return values, keep, groups
+
+
+def reference_grouped(values, keep, groups):
+  """Per example, a plain loop: (estimate, SE, [(x_in, n_in, x_out, n_out, a, b) per used
+  group]) with a, b the squared SE terms of the two sides (Agresti-Caffo for 0/1 values)."""
+  binary = np.isin(values, (0, 1)).all()
+  est, se, parts = [], [], []
+  for i in range(keep.shape[1]):
+    diffs, variances, used = [], [], []
+    for g in np.unique(groups):
+      a = values[(groups == g) & keep[:, i], i].astype(float)
+      b = values[(groups == g) & ~keep[:, i], i].astype(float)
+      if not (len(a) and len(b)):
+        continue
+      diffs.append(a.mean() - b.mean())
+      if binary:
+        qa, qb = (a.sum() + 1) / (len(a) + 2), (b.sum() + 1) / (len(b) + 2)
+        va, vb = qa * (1 - qa) / (len(a) + 2), qb * (1 - qb) / (len(b) + 2)
+      else:
+        va = a.var(ddof=1) / len(a) if len(a) > 1 else np.nan
+        vb = b.var(ddof=1) / len(b) if len(b) > 1 else np.nan
+      variances.append(va + vb)
+      used.append((a.sum(), len(a), b.sum(), len(b), va, vb))
+    est.append(np.mean(diffs) if diffs else np.nan)
+    se.append(np.sqrt(np.sum(variances)) / len(diffs) if diffs else np.nan)
+    parts.append(used)
+  return np.array(est), np.array(se), parts
+
+
+@pytest.mark.parametrize("kind", ["bool", "prob", "log_prob"])
+def test_grouped_estimates_match_loop(kind):
+  values, keep, groups = grouped_records(kind)
+  est, se, parts = reference_grouped(values, keep, groups)
+  assert np.isnan(est[1]) and np.isfinite(est[0]) and len(parts[0]) == 2
+  np.testing.assert_allclose(memjax.memorization(values, keep, groups), est, rtol=1e-12,
+                             atol=1e-15, equal_nan=True)
+  np.testing.assert_allclose(memjax.memorization_se(values, keep, groups), se, rtol=1e-12,
+                             equal_nan=True)
+  lo, hi = memjax.memorization_ci(values, keep, groups=groups)
+  for i in range(keep.shape[1]):
+    if not parts[i]:
+      assert np.isnan([lo[i], hi[i]]).all()
+      continue
+    x_in, n_in, x_out, n_out, va, vb = map(np.array, zip(*parts[i]))
+    g = len(parts[i])
+    if kind == "bool":
+      # Square-and-add over all 2G proportions, Clopper-Pearson limits from scipy.
+      ci = lambda x, n: stats.binomtest(int(x), int(n)).proportion_ci(0.95, method="exact")
+      cin, cout = [ci(*c) for c in zip(x_in, n_in)], [ci(*c) for c in zip(x_out, n_out)]
+      p_in, p_out = x_in / n_in, x_out / n_out
+      down = np.sum((p_in - [c.low for c in cin]) ** 2 + ([c.high for c in cout] - p_out) ** 2)
+      up = np.sum(([c.high for c in cin] - p_in) ** 2 + (p_out - [c.low for c in cout]) ** 2)
+      expected = [max(est[i] - np.sqrt(down) / g, -1), min(est[i] + np.sqrt(up) / g, 1)]
+    else:
+      # Welch t: the Satterthwaite df of the 2G variance terms.
+      df = np.sum(va + vb) ** 2 / np.sum(va ** 2 / (n_in - 1) + vb ** 2 / (n_out - 1))
+      q = stats.t.ppf(0.975, df)
+      expected = [est[i] - q * se[i], est[i] + q * se[i]]
+    np.testing.assert_allclose([lo[i], hi[i]], expected, rtol=1e-10, atol=1e-12,
+                               err_msg=f"example {i}")
+
+
+def test_grouped_influence_and_history_match_loop():
+  values, keep, groups = grouped_records("log_prob")
+  test = np.random.default_rng(9).normal(size=(keep.shape[0], 6))
+  infl = memjax.influence(test, keep, groups)
+  for i in range(keep.shape[1]):
+    for j in range(6):
+      expected = reference_grouped(test[:, j:j + 1], keep[:, i:i + 1], groups)[0][0]
+      np.testing.assert_allclose(infl[i, j], expected, rtol=1e-12, atol=1e-15, equal_nan=True)
+  history = np.stack([values, values > -0.5, np.exp(values)])  # float, bool, float
+  for t in range(3):
+    got = estimators.memorization_history(history[t:t + 1], keep, groups)[0]
+    np.testing.assert_allclose(got, memjax.memorization(history[t], keep, groups), rtol=1e-12,
+                               atol=1e-15, equal_nan=True)
+  correct = np.stack([values > -0.5, values > -1])
+  np.testing.assert_array_equal(estimators.memorization_history(correct, keep, groups)[1],
+                                memjax.memorization(correct[1], keep, groups))  # bit for bit
+
+
+@pytest.mark.parametrize("kind", ["bool", "log_prob"])
+def test_without_groups_nothing_changes(kind):
+  values, keep, _ = grouped_records(kind)
+  # Today's estimate, bit for bit: the IN mean minus the OUT mean over all models.
+  mean_in = estimators._masked_mean_var(values.astype(float), keep)[0]
+  mean_out = estimators._masked_mean_var(values.astype(float), ~keep)[0]
+  one_group = np.full(keep.shape[0], 3)
+  np.testing.assert_array_equal(memjax.memorization(values, keep), mean_in - mean_out)
+  np.testing.assert_array_equal(memjax.memorization(values, keep, one_group), mean_in - mean_out)
+  # A single group is the pooled estimator for every function.
+  for fn in (memjax.memorization_se, memjax.memorization_ci):
+    np.testing.assert_array_equal(fn(values, keep), fn(values, keep, groups=one_group))
+  test = values[:, :5]
+  np.testing.assert_array_equal(memjax.influence(test, keep),
+                                memjax.influence(test, keep, one_group))
+  history = np.stack([values, values[::-1]])
+  np.testing.assert_array_equal(estimators.memorization_history(history, keep),
+                                estimators.memorization_history(history, keep, one_group))
+
+
+@pytest.mark.parametrize("fn", [memjax.memorization, memjax.memorization_se,
+                                memjax.memorization_ci, memjax.influence])
+def test_grouped_functions_validate_groups(fn):
+  values, keep, groups = grouped_records()
+  for bad in (groups[:-1], groups.astype(float)):
+    with pytest.raises(MemjaxError, match=r"groups must be \[M\]=45 integers"):
+      fn(values, keep, groups=bad)
+  with pytest.raises(MemjaxError, match="groups"):
+    estimators.memorization_history(values[None], keep, groups[:3])
+
+
+def test_null_world_groups_remove_the_ratio_bias():
+  # Correctness depends only on the model's subset ratio (P(correct) = 0.6 + 0.25 r), never on
+  # whether it trained on the example: true memorization is 0 everywhere. Pooling all models
+  # biases it (IN models come more often from large ratios: mean ratio 0.633 IN vs 0.367 OUT,
+  # so + 0.25 * 0.267 = +0.067); within-group estimates averaged over groups do not.
+  ratios = tuple(k / 10 for k in range(1, 10))
+  d = design.make("balanced", 270, 3000, ratios, seed=0)
+  rng = np.random.default_rng(0)
+  correct = rng.random(d.keep.shape) < (0.6 + 0.25 * np.asarray(ratios)[d.groups])[:, None]
+  pooled = memjax.memorization(correct, d.keep)
+  grouped = memjax.memorization(correct, d.keep, d.groups)
+  print(f"\nnull world: pooled mean {pooled.mean():+.4f}, grouped mean {grouped.mean():+.4f}")
+  assert abs(grouped.mean()) <= 0.005
+  assert 0.06 <= pooled.mean() <= 0.075
+  # The grouped interval covers 0 for about 95% of the examples (each one a replicate).
+  lo, hi = memjax.memorization_ci(correct, d.keep, groups=d.groups)
+  plo, phi = memjax.memorization_ci(correct, d.keep)
+  coverage, pooled_coverage = np.mean((lo <= 0) & (0 <= hi)), np.mean((plo <= 0) & (0 <= phi))
+  print(f"coverage of 0: grouped {coverage:.3f}, pooled {pooled_coverage:.3f}")
+  assert 0.94 <= coverage <= 0.99 and pooled_coverage < 0.85
+  # The same for influence on held-out points and for the per-epoch history.
+  test = rng.random((270, 200)) < (0.6 + 0.25 * np.asarray(ratios)[d.groups])[:, None]
+  assert abs(np.mean(memjax.influence(test, d.keep, d.groups))) <= 0.005
+  assert np.mean(memjax.influence(test, d.keep)) > 0.05
+  history = estimators.memorization_history(correct[None], d.keep, d.groups)
+  np.testing.assert_array_equal(history[0], grouped)
