@@ -329,11 +329,15 @@ def _rmia_from_log_ratios(log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, gamm
   return counts / log_ratio_z.shape[1]
 
 
-def _check_gamma_a(gamma: float, offline_a: float | None):
+def _check_gamma_a(gamma: float, offline_a: float | None, balance_in_out: bool = False):
   if not gamma > 0:
     raise MemjaxError(f"rmia: gamma must be > 0; got {gamma}.")
   if offline_a is not None and not 0.0 <= offline_a <= 1.0:
     raise MemjaxError(f"rmia: offline_a must lie in [0, 1] (or None for online); got {offline_a}.")
+  if balance_in_out and offline_a is not None:
+    raise MemjaxError("rmia: balance_in_out weights IN and OUT reference models in the online "
+                      "attack; the offline attack (offline_a set) uses OUT models only. Drop "
+                      "one of the two.")
 
 
 def _mean_over_queries(name: str, p: np.ndarray, ndim: int, shape_doc: str) -> np.ndarray:
@@ -346,7 +350,8 @@ def _mean_over_queries(name: str, p: np.ndarray, ndim: int, shape_doc: str) -> n
 
 
 def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
-         gamma: float = 1.0, offline_a: float | None = None) -> np.ndarray:
+         gamma: float = 1.0, offline_a: float | None = None,
+         balance_in_out: bool = False) -> np.ndarray:
   """RMIA (Zarifzadeh et al. 2024) membership scores of one target model; larger = member.
 
   Pr(x | theta) is the target model's true-class probability of x (the mean over queries when
@@ -354,6 +359,10 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
   to be non-members of every model (e.g. the test split):
 
     online : Pr(x) = mean_r Pr(x | theta_r)                      (IN and OUT reference models)
+             balance_in_out=True: Pr(x) = (mean_{r IN for x} Pr(x | theta_r)
+                                           + mean_{r OUT for x} Pr(x | theta_r)) / 2
+             (the two means weighted equally whatever the IN/OUT mix of the reference models;
+             equal to the pooled mean when every example is IN for half of them)
     offline: Pr(x) = ((1 + a) / 2) * mean_{r OUT for x} Pr(x | theta_r) + (1 - a) / 2
              (the paper's linear approximation of the IN mean, Pr_IN = a Pr_OUT + 1 - a,
              inside Pr(x) = (Pr_IN + Pr_OUT) / 2; a = offline_a in [0, 1], a = 1 uses Pr_OUT)
@@ -366,19 +375,23 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
   Computed in log space; the population ratios are sorted once and each x is placed by binary
   search (no [N, Z] matrix). Scores are multiples of 1 / Z: with a small population (e.g. the
   360 digits test points) many examples share the top score, which caps the TPR measurable at
-  very low FPR. An example with no OUT reference
-  model (offline) uses the mean of mean_{r OUT} Pr(x | theta_r) over the other examples.
+  very low FPR. An example with no OUT (offline, balanced) or no IN (balanced) reference model
+  uses the mean of that side's mean over the other examples (a warning says how many).
 
   Args:
     target_prob: [N] or [N, A] float, target model's true-class probabilities p_y of the
       candidate examples (from LiRA statistics: :func:`prob_from_statistic`).
     ref_prob: [R, N] or [R, N, A] float, the reference models' probabilities of the same.
     ref_keep: [R, N] bool, ref_keep[r, i] = reference model r trained on example i; needed for
-      offline, may be None online (online averages over all reference models).
+      offline and balance_in_out, may be None online (which then averages over all reference
+      models).
     target_pop_prob: [Z] or [Z, A] float, target model's probabilities of the population.
     ref_pop_prob: [R, Z] or [R, Z, A] float, the reference models' probabilities of it.
     gamma: the likelihood-ratio threshold gamma > 0 (the paper's gamma; 1 by default).
     offline_a: None for the online attack, or a in [0, 1] for the offline attack.
+    balance_in_out: online only: weight the IN and OUT reference means equally (see above);
+      what :func:`evaluate_attacks` uses, so that the target's own membership, which changes
+      the IN/OUT mix of its leave-one-out reference models, cannot shift Pr(x).
 
   Returns:
     [N] float64 scores in [0, 1].
@@ -390,7 +403,7 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
     >>> rmia(np.array([0.9, 0.2]), ref, None, np.array([0.1, 0.3, 0.6, 0.8]), pop_ref).tolist()
     [1.0, 0.25]
   """
-  _check_gamma_a(gamma, offline_a)
+  _check_gamma_a(gamma, offline_a, balance_in_out)
   tq = _prob_array("target_prob", target_prob, "[N] or [N, A]")
   rq = _prob_array("ref_prob", ref_prob, "[R, N] or [R, N, A]")
   tz = _prob_array("target_pop_prob", target_pop_prob, "[Z] or [Z, A]")
@@ -412,24 +425,17 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
   keep = None if ref_keep is None else estimators.as_keep_mask(
       ref_keep, (r, n), name="ref_keep", shape_doc="[R, N]", against="the statistics",
       integers=False)
-  if offline_a is None:
-    lpx = _log_mean_exp(lrq, axis=0)
+  if keep is None and (offline_a is not None or balance_in_out):
+    raise MemjaxError(
+        f"rmia {'offline (offline_a set)' if offline_a is not None else 'with balance_in_out'} "
+        "needs ref_keep [R, N] to know which reference models are IN and OUT for each example.")
+  if offline_a is not None:
+    lpx = _rmia_log_denominator(_ref_side_log_mean(lrq, ~keep, "OUT"), offline_a)
+  elif balance_in_out:
+    lpx = _balanced_log_mean(_ref_side_log_mean(lrq, keep, "IN"),
+                             _ref_side_log_mean(lrq, ~keep, "OUT"))
   else:
-    if keep is None:
-      raise MemjaxError("rmia offline (offline_a set) needs ref_keep [R, N] to know which "
-                        "reference models are OUT for each example.")
-    out = ~keep
-    k_out = out.sum(axis=0)
-    if not k_out.any():
-      raise MemjaxError("rmia offline: no example has an OUT reference model (ref_keep all True).")
-    if not k_out.all():
-      warnings.warn(
-          f"rmia: {int((k_out == 0).sum())} of {n} examples have no OUT reference model; they "
-          "use the mean over the other examples.", stacklevel=2)
-    with np.errstate(divide="ignore"):
-      lpx = scipy.special.logsumexp(np.where(out, lrq, -np.inf), axis=0) - np.log(k_out)
-    lpx = _fill_log_mean_over_examples(lpx[None], k_out[None] > 0)[0]
-    lpx = _rmia_log_denominator(lpx, offline_a)
+    lpx = _log_mean_exp(lrq, axis=0)
   lpz = _rmia_log_denominator(_log_mean_exp(lrz, axis=0), offline_a)
   ratio_x = _log_ratio(lq, lpx)
   ratio_z = _log_ratio(lz, lpz)
@@ -440,6 +446,32 @@ def _log_ratio(log_num: np.ndarray, log_den: np.ndarray) -> np.ndarray:
   """log(num / den) with 0 / anything = 0 (-inf) and positive / 0 = +inf."""
   with np.errstate(invalid="ignore"):
     return np.where(np.isneginf(log_num), -np.inf, log_num - log_den)
+
+
+def _ref_side_log_mean(log_p: np.ndarray, side: np.ndarray, name: str) -> np.ndarray:
+  """log mean_{r : side[r, i]} exp(log_p[r, i]) [N] from log_p, side [R, N] (name: "IN"/"OUT").
+
+  Examples without a reference model on that side get the log of the mean over the others.
+  """
+  k = side.sum(axis=0)
+  if not k.any():
+    raise MemjaxError(
+        f"rmia: no example has an {name} reference model (ref_keep is all "
+        f"{name == 'OUT'}), so Pr_{name}(x) cannot be estimated. Pass the reference models' "
+        "real keep mask (True = trained on the example)"
+        + (", or balance_in_out=False." if name == "IN" else "."))
+  if not k.all():
+    warnings.warn(
+        f"rmia: {int((k == 0).sum())} of {len(k)} examples have no {name} reference model; "
+        "they use the mean over the other examples.", stacklevel=3)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    lp = scipy.special.logsumexp(np.where(side, log_p, -np.inf), axis=0) - np.log(k)
+  return _fill_log_mean_over_examples(lp[None], k[None] > 0)[0]
+
+
+def _balanced_log_mean(log_in: np.ndarray, log_out: np.ndarray) -> np.ndarray:
+  """log((exp(log_in) + exp(log_out)) / 2): the IN and OUT means weighted equally."""
+  return np.logaddexp(log_in, log_out) - math.log(2.0)
 
 
 def _fill_log_mean_over_examples(log_mean: np.ndarray, defined: np.ndarray) -> np.ndarray:
@@ -669,16 +701,37 @@ def _loo_log_mean(log_p: np.ndarray, mask: np.ndarray | None, targets: np.ndarra
     return np.where(count > 0, total - np.log(count), np.nan)
 
 
+def _loo_side_log_mean(log_p: np.ndarray, side: np.ndarray, targets: np.ndarray) -> np.ndarray:
+  """:func:`_loo_log_mean` over one side's models [T, K], empty entries filled as rmia does."""
+  lp = _loo_log_mean(log_p, side, targets)
+  return _fill_log_mean_over_examples(lp, ~np.isnan(lp))
+
+
+def _loo_rmia_log_px(lq: np.ndarray, keep: np.ndarray, targets: np.ndarray,
+                     offline_a: float | None) -> np.ndarray:
+  """log Pr(x) [T, N] of each target from the other M - 1 models.
+
+  Online: rmia's balance_in_out, (Pr_IN(x) + Pr_OUT(x)) / 2, so that the target's own
+  membership (which removes one IN or one OUT model from its reference set) cannot shift it;
+  offline: the transform of the OUT mean.
+  """
+  if offline_a is not None:
+    return _rmia_log_denominator(_loo_side_log_mean(lq, ~keep, targets), offline_a)
+  return _balanced_log_mean(_loo_side_log_mean(lq, keep, targets),
+                            _loo_side_log_mean(lq, ~keep, targets))
+
+
 def _loo_rmia_scores(stats, keep, test_stats, targets, gamma, offline_a):
   """RMIA scores [T, N], each target against the other M - 1 models as reference models."""
   lq = _log_mean_query_prob(stats)  # [M, N]
   lqz = _log_mean_query_prob(test_stats)  # [M, Z]
-  if offline_a is None:
-    lpx = _loo_log_mean(lq, None, targets)
-  else:
-    lpx = _loo_log_mean(lq, ~keep, targets)
-    lpx = _fill_log_mean_over_examples(lpx, ~np.isnan(lpx))
-    lpx = _rmia_log_denominator(lpx, offline_a)
+  lpx = _loo_rmia_log_px(lq, keep, targets, offline_a)
+  bad = np.isnan(lpx).any(axis=1)
+  if bad.any():
+    raise MemjaxError(
+        f"rmia: target model(s) {targets[bad][:5].tolist()} leave no example with an "
+        f"{'OUT' if offline_a is not None else 'IN (or an OUT)'} reference model; use more "
+        "models or a balanced keep design.")
   lpz = _rmia_log_denominator(_loo_log_mean(lqz, None, targets), offline_a)
   ratio_x = _log_ratio(lq[targets], lpx)
   ratio_z = _log_ratio(lqz[targets], lpz)
@@ -862,9 +915,18 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
     "lira_online", "lira_online_fixed": online LiRA, per-example / fixed variance.
     "lira_offline", "lira_offline_fixed": offline LiRA, the paper's one-sided test.
     "lira_offline_two_sided", "lira_offline_two_sided_fixed": the reference code's offline test.
-    "rmia": online RMIA with gamma = rmia_gamma; "rmia_offline": offline RMIA with
-      a = rmia_offline_a. Both need ``test_stats`` (the population); without it they are
-      skipped with a warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
+    "rmia": online RMIA with gamma = rmia_gamma and Pr(x) = (Pr_IN(x) + Pr_OUT(x)) / 2, the
+      means over the target's IN and OUT reference models weighted equally (:func:`rmia` with
+      ``balance_in_out=True``), not the pooled mean over all M - 1 (rmia's default, and this
+      evaluation's until it changed; its RMIA figures were higher). The pooled mean is biased
+      here: a member of the target leaves one IN model fewer among the references, which
+      lowers Pr(x) and raises the member's score (a non-member, one OUT model fewer), so the
+      target's own membership leaked into its score. Equal weights give Pr(x) the same
+      expectation whatever the target's membership. (LiRA's leave-one-out fits already keep
+      IN and OUT apart.)
+    "rmia_offline": offline RMIA with a = rmia_offline_a (OUT reference models only: no such
+      bias). Both need ``test_stats`` (the population); without it they are skipped with a
+      warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
     "loss": the loss threshold on the first query, loss = softplus(-stat[..., 0]).
 
   Args:

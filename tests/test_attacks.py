@@ -225,12 +225,14 @@ def test_lira_warns_and_rejects_bad_input():
 # ----------------------------------------------------------------------------------------------
 
 
-def _slow_rmia(tq, rq, rkeep, tz, rz, gamma, a):
+def _slow_rmia(tq, rq, rkeep, tz, rz, gamma, a, balance=False):
   """Literal double loop over x and z of the paper's definition (probabilities [N], [R, N],
   [Z], [R, Z], linear space)."""
   scores = np.empty(len(tq))
   for i in range(len(tq)):
-    if a is None:
+    if a is None and balance:
+      px = (rq[rkeep[:, i], i].mean() + rq[~rkeep[:, i], i].mean()) / 2
+    elif a is None:
       px = rq[:, i].mean()
     else:
       px = (1 + a) / 2 * rq[~rkeep[:, i], i].mean() + (1 - a) / 2
@@ -258,6 +260,28 @@ def test_rmia_matches_slow_loop(gamma, a):
   np.testing.assert_array_equal(got, want)
 
 
+def test_rmia_balance_in_out_matches_slow_loop():
+  rng = np.random.default_rng(5)
+  r, n, z = 12, 30, 25
+  rkeep = rng.random((r, n)) < 0.3
+  rkeep[:, 1] = True
+  rkeep[0, 1] = False  # a single OUT reference model
+  rq, tq = rng.uniform(0.01, 1, size=(r, n)), rng.uniform(0.01, 1, size=n)
+  rz, tz = rng.uniform(0.01, 1, size=(r, z)), rng.uniform(0.01, 1, size=z)
+  for g in (1.0, 1.7):
+    got = attacks.rmia(tq, rq, rkeep, tz, rz, gamma=g, balance_in_out=True)
+    want = _slow_rmia(tq, rq, rkeep, tz, rz, g, None, balance=True)
+    np.testing.assert_array_equal(got, want)
+  rkeep[:, 0] = True  # no OUT reference model: the mean over the other examples' OUT means
+  with pytest.warns(UserWarning, match="1 of 30 examples have no OUT"):
+    got = attacks.rmia(tq, rq, rkeep, tz, rz, balance_in_out=True)
+  assert np.isfinite(got).all()
+  # With every example IN for exactly half of the reference models, balanced = pooled.
+  half = _balanced_keep(r, n, rng)
+  np.testing.assert_array_equal(attacks.rmia(tq, rq, half, tz, rz, balance_in_out=True),
+                                attacks.rmia(tq, rq, None, tz, rz))
+
+
 def test_rmia_bad_input():
   p = np.full((3, 4), 0.5)
   with pytest.raises(MemjaxError, match="probabilities"):
@@ -268,6 +292,15 @@ def test_rmia_bad_input():
     attacks.rmia(np.full(4, 0.5), p, None, np.full(5, 0.5), np.full((2, 5), 0.5))
   with pytest.raises(MemjaxError, match="offline_a"):
     attacks.rmia(np.full(4, 0.5), p, p > 1, np.full(5, 0.5), np.full((3, 5), 0.5), offline_a=2.0)
+  with pytest.raises(MemjaxError, match="needs ref_keep"):
+    attacks.rmia(np.full(4, 0.5), p, None, np.full(5, 0.5), np.full((3, 5), 0.5),
+                 balance_in_out=True)
+  with pytest.raises(MemjaxError, match="OUT models only"):
+    attacks.rmia(np.full(4, 0.5), p, p > 1, np.full(5, 0.5), np.full((3, 5), 0.5),
+                 offline_a=0.3, balance_in_out=True)
+  with pytest.raises(MemjaxError, match="no example has an IN reference model"):
+    attacks.rmia(np.full(4, 0.5), p, p > 1, np.full(5, 0.5), np.full((3, 5), 0.5),
+                 balance_in_out=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -292,7 +325,8 @@ def _naive_loo(stats, keep, test_stats, name, gamma=1.0, offline_a=0.3):
         warnings.simplefilter("ignore")
         out.append(attacks.rmia(p(stats[t]), p(sh), sk, p(test_stats[t]),
                                 p(np.delete(test_stats, t, 0)), gamma=gamma,
-                                offline_a=offline_a if name == "rmia_offline" else None))
+                                offline_a=offline_a if name == "rmia_offline" else None,
+                                balance_in_out=name == "rmia"))
     else:
       out.append(attacks.loss_attack(attacks.loss_from_statistic(stats[t, :, 0])))
   return np.stack(out)
@@ -331,6 +365,35 @@ def test_evaluate_attacks_loo_float64_exact():
     got = attacks._loo_rmia_scores(stats, keep, test_stats, targets, 1.0, a)
     want = _naive_loo(stats, keep, test_stats, "rmia" if a is None else "rmia_offline")
     np.testing.assert_array_equal(got, want)
+
+
+def test_evaluate_attacks_rmia_reference_mean_ignores_target_membership():
+  """Leave-one-model-out, a member of the target has one IN reference model fewer than a
+  non-member. Here the target (model 0) gives p = 0.5 to every example, so its output carries
+  no membership signal, and the other models p = 0.9 to their members and 0.1 to the rest.
+  The pooled reference mean of a member of model 0, (3 * 0.9 + 4 * 0.1) / 7, is below a
+  non-member's, (4 * 0.9 + 3 * 0.1) / 7: the former pooled RMIA told them apart perfectly from
+  the reference set alone. The equal-weighted mean is (0.9 + 0.1) / 2 for all: chance."""
+  rng = np.random.default_rng(0)
+  m, n, z = 8, 40, 30
+  keep = _balanced_keep(m, n, rng)  # every example IN for 4 of the 8 models
+  p = np.where(keep, 0.9, 0.1)
+  p[0] = 0.5
+  stats = scipy.special.logit(p)[..., None]
+  test = np.zeros((m, z, 1))
+  test[0, :, 0] = scipy.special.logit(rng.uniform(0.2, 0.8, z))
+  members = keep[0]
+  lq, target = np.log(p), np.array([0])
+  pooled = np.exp(attacks._loo_log_mean(lq, None, target))[0]
+  np.testing.assert_allclose(pooled[members], 3.1 / 7)
+  np.testing.assert_allclose(pooled[~members], 3.9 / 7)
+  np.testing.assert_allclose(np.exp(attacks._loo_rmia_log_px(lq, keep, target, None)), 0.5)
+  pr = attacks.prob_from_statistic
+  former = attacks.rmia(pr(stats[0]), pr(stats[1:]), None, pr(test[0]), pr(test[1:]))
+  assert former[members].min() > former[~members].max()  # AUC 1 without any signal
+  res = attacks.evaluate_attacks(stats, keep, test_stats=test, attacks=("rmia",),
+                                 max_targets=1, return_scores=True)
+  assert np.unique(res["rmia"].scores).size == 1 and res["rmia"].auc == 0.5
 
 
 def _shifted_problem(m, n, shift, noise=1.0, seed=0, n_test=200):
