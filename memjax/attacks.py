@@ -16,7 +16,8 @@ Attacks (formulas in each function's docstring):
   semantics of tensorflow_privacy's ``advanced_mia.compute_score_lira`` (negated), and the
   paper's one-sided offline test.
 * :func:`rmia`: the relative membership inference attack of Zarifzadeh et al. (2024),
-  "Low-Cost High-Power Membership Inference Attacks", online and offline.
+  "Low-Cost High-Power Membership Inference Attacks", online and offline; and, with
+  ``variant="privacy_meter"``, exactly the offline RMIA of the authors' tool ml_privacy_meter.
 * :func:`loss_attack`: the global loss threshold of Yeom et al. (2018).
 
 :func:`evaluate_attacks` makes every model in turn the target and the other M - 1 models its
@@ -46,7 +47,7 @@ from memjax.roc import _take_last
 from memjax.errors import MemjaxError
 
 __all__ = [
-    "ATTACKS", "DEFAULT_ATTACKS", "LIRA_VARIANTS", "AttackResult", "AttackResults",
+    "ATTACKS", "DEFAULT_ATTACKS", "LIRA_VARIANTS", "RMIA_VARIANTS", "AttackResult", "AttackResults",
     "evaluate_attacks", "lira", "lira_statistic", "log_prob_from_statistic", "loss_attack",
     "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia",
 ]
@@ -63,6 +64,7 @@ LIRA_VARIANTS = {
     "lira_offline_two_sided": (False, False, False),
     "lira_offline_two_sided_fixed": (False, True, False),
 }
+RMIA_VARIANTS = ("paper", "privacy_meter")
 ATTACKS = tuple(LIRA_VARIANTS) + ("rmia", "rmia_offline", "loss")
 DEFAULT_ATTACKS = ("lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
                    "rmia", "loss")
@@ -340,6 +342,34 @@ def _check_gamma_a(gamma: float, offline_a: float | None, balance_in_out: bool =
                       "one of the two.")
 
 
+def _check_rmia_options(variant: str, gamma: float, offline_a, balance_in_out: bool, paired):
+  if variant not in RMIA_VARIANTS:
+    raise MemjaxError(f"rmia: unknown variant {variant!r}; choose from {RMIA_VARIANTS} (the "
+                      "paper's formulas, or ml_privacy_meter's offline RMIA).")
+  tune = isinstance(offline_a, str)
+  if tune and (variant != "privacy_meter" or offline_a != "tune"):
+    raise MemjaxError(f"rmia: offline_a={offline_a!r}; the only string is 'tune', "
+                      "ml_privacy_meter's per-target choice of a: use variant='privacy_meter'.")
+  if (paired is not None) != tune:
+    raise MemjaxError("rmia: paired (the model ml_privacy_meter attacks to tune a) goes with "
+                      "variant='privacy_meter' and offline_a='tune', and those need it.")
+  if variant == "paper":
+    _check_gamma_a(gamma, offline_a, balance_in_out)
+    return
+  if gamma != 1.0:
+    raise MemjaxError(f"rmia: ml_privacy_meter fixes gamma = 1 (it counts ratios > 1.0); got "
+                      f"gamma={gamma}. Use variant='paper' for another gamma.")
+  if balance_in_out:
+    raise MemjaxError("rmia: balance_in_out belongs to the paper's online attack; "
+                      "variant='privacy_meter' is offline. Drop one of the two.")
+  if offline_a is None:
+    raise MemjaxError("rmia: ml_privacy_meter's RMIA is offline only: pass offline_a='tune' "
+                      "with paired=(prob, keep, pop_prob) for its per-target tuning of a (what "
+                      "its run_mia.py does), or a fixed a in [0, 1].")
+  if not tune:
+    _check_gamma_a(gamma, offline_a)
+
+
 def _mean_over_queries(name: str, p: np.ndarray, ndim: int, shape_doc: str) -> np.ndarray:
   """Probabilities [..., A] -> their mean over queries; [...] passes through."""
   if p.ndim == ndim + 1:
@@ -350,13 +380,21 @@ def _mean_over_queries(name: str, p: np.ndarray, ndim: int, shape_doc: str) -> n
 
 
 def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
-         gamma: float = 1.0, offline_a: float | None = None,
-         balance_in_out: bool = False) -> np.ndarray:
-  """RMIA (Zarifzadeh et al. 2024) membership scores of one target model; larger = member.
+         gamma: float = 1.0, offline_a: float | str | None = None,
+         balance_in_out: bool = False, variant: str = "paper", paired=None) -> np.ndarray:
+  """RMIA membership scores of one target model; larger = member.
+
+  Two variants. ``variant="paper"`` (default): the relative membership inference attack of
+  Zarifzadeh et al. (2024), "Low-Cost High-Power Membership Inference Attacks", online or
+  offline. ``variant="privacy_meter"``: exactly the offline RMIA of the authors' tool
+  ml_privacy_meter, which normalises the population differently and tunes a per target, so it
+  gives other numbers than the paper's formulas.
 
   Pr(x | theta) is the target model's true-class probability of x (the mean over queries when
   a query axis is given). With R reference models theta_r and a population Z of points known
   to be non-members of every model (e.g. the test split):
+
+  variant="paper":
 
     online : Pr(x) = mean_r Pr(x | theta_r)                      (IN and OUT reference models)
              balance_in_out=True: Pr(x) = (mean_{r IN for x} Pr(x | theta_r)
@@ -368,30 +406,68 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
              inside Pr(x) = (Pr_IN + Pr_OUT) / 2; a = offline_a in [0, 1], a = 1 uses Pr_OUT)
 
     Pr(z) likewise for every population point z (all reference models are OUT for z; offline
-    applies the same (1 + a) / 2 transform, as the authors' ml_privacy_meter does).
+    applies the same (1 + a) / 2 transform, as ml_privacy_meter does).
     LR(x) = Pr(x | theta) / Pr(x),   LR(z) = Pr(z | theta) / Pr(z),
     score(x) = (1 / Z) #{z : LR(x) / LR(z) > gamma}                (in [0, 1]).
 
-  Computed in log space; the population ratios are sorted once and each x is placed by binary
-  search (no [N, Z] matrix). Scores are multiples of 1 / Z: with a small population (e.g. the
-  360 digits test points) many examples share the top score, which caps the TPR measurable at
-  very low FPR. An example with no OUT (offline, balanced) or no IN (balanced) reference model
-  uses the mean of that side's mean over the other examples (a warning says how many).
+    Computed in log space. An example with no OUT (offline, balanced) or no IN (balanced)
+    reference model uses the mean of that side's mean over the other examples (with a warning).
+
+  variant="privacy_meter" (offline only, gamma = 1), from the first 2k reference models,
+  k = floor(R / 2) (R odd: the last one is unused, as its ``columns[:2k]``):
+
+    Pr_OUT(x) = (1 / k) * sum of the k largest of {Pr(x | theta_r) * [r OUT for x]}
+                IN models count as 0. With reference models in pairs trained on complementary
+                halves (ml_privacy_meter's design: x is OUT for exactly k) this is the paper's
+                OUT mean; otherwise the mean of the k largest OUT probabilities, or, with fewer
+                than k OUT models, their sum / k; no OUT model: 0.
+    Pr_OUT(z) = (1 / k) * sum of the k largest of {Pr(z | theta_r)}: the mean of the LARGER
+                HALF of the reference models' probabilities (the paper: the mean of all R).
+    Pr(x) = ((1 + a) / 2) Pr_OUT(x) + (1 - a) / 2,   Pr(z) likewise,
+    score(x) = (1 / Z) #{z : (Pr(x | theta) / Pr(x)) / (Pr(z | theta) / Pr(z)) > 1.0}
+               (in probability space with floats, as it computes it; no gamma; a ratio 0 / 0
+               is NaN and never counts, a positive / 0 is inf).
+    a: offline_a in [0, 1], or offline_a="tune": its per-target tuning. For each a in
+      np.arange(0, 1.1, 0.1) (0, 0.1, ..., 1), the score above of the PAIRED model (``paired``:
+      a model with known membership that is not among the R, in ml_privacy_meter the model
+      trained on the complement of the target's training set) from the first TWO reference
+      models (k = 1), scored by sklearn's ROC AUC against the paired model's membership; the
+      first a with the largest AUC wins (strict >, from a = 0). The paper fixes a (the default
+      of :func:`evaluate_attacks` is 0.3).
+
+    Source: github.com/privacytrustlab/ml_privacy_meter, commit e384af8fd931 (2025-04-26),
+    attacks.py: get_rmia_out_signals (lines 7-39), tune_offline_a (42-88), run_rmia (91-138);
+    audit.py audit_models (176-194) runs both per target for run_mia.py. (Its MIA class,
+    modules/mia/attacks/rmia.py, the library API behind DUCI, differs again: k = R // 2 of all
+    the R models given; with k = 1 it maps IN probabilities to OUT ones, (p + a - 1) / a, and
+    averages all R. Not reproduced here.)
+
+  Both: the population ratios are sorted once and each x is placed by binary search (no
+  [N, Z] matrix). Scores are multiples of 1 / Z: with a small population (e.g. the 360 digits
+  test points) many examples share the top score, which caps the TPR measurable at very low
+  FPR.
 
   Args:
     target_prob: [N] or [N, A] float, target model's true-class probabilities p_y of the
       candidate examples (from LiRA statistics: :func:`prob_from_statistic`).
-    ref_prob: [R, N] or [R, N, A] float, the reference models' probabilities of the same.
+    ref_prob: [R, N] or [R, N, A] float, the reference models' probabilities of the same
+      (privacy_meter: their order matters, see above).
     ref_keep: [R, N] bool, ref_keep[r, i] = reference model r trained on example i; needed for
       offline and balance_in_out, may be None online (which then averages over all reference
       models).
     target_pop_prob: [Z] or [Z, A] float, target model's probabilities of the population.
     ref_pop_prob: [R, Z] or [R, Z, A] float, the reference models' probabilities of it.
-    gamma: the likelihood-ratio threshold gamma > 0 (the paper's gamma; 1 by default).
-    offline_a: None for the online attack, or a in [0, 1] for the offline attack.
-    balance_in_out: online only: weight the IN and OUT reference means equally (see above);
-      what :func:`evaluate_attacks` uses, so that the target's own membership, which changes
-      the IN/OUT mix of its leave-one-out reference models, cannot shift Pr(x).
+    gamma: the likelihood-ratio threshold gamma > 0 (the paper's gamma; 1 by default;
+      privacy_meter: must be 1).
+    offline_a: None for the online attack, or a in [0, 1] for the offline attack;
+      privacy_meter: a in [0, 1], or "tune" (with ``paired``).
+    balance_in_out: paper, online only: weight the IN and OUT reference means equally (see
+      above); what :func:`evaluate_attacks` uses, so that the target's own membership, which
+      changes the IN/OUT mix of its leave-one-out reference models, cannot shift Pr(x).
+    variant: "paper" or "privacy_meter" (:data:`RMIA_VARIANTS`).
+    paired: privacy_meter with offline_a="tune" only: the paired model as a tuple (prob [N] or
+      [N, A] float, keep [N] bool, pop_prob [Z] or [Z, A] float): its probabilities of the
+      candidates, its membership of them, its probabilities of the population.
 
   Returns:
     [N] float64 scores in [0, 1].
@@ -402,8 +478,12 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
     >>> pop_ref = np.full((2, 4), 0.5)
     >>> rmia(np.array([0.9, 0.2]), ref, None, np.array([0.1, 0.3, 0.6, 0.8]), pop_ref).tolist()
     [1.0, 0.25]
+    >>> keep = np.array([[True, False], [False, True]])
+    >>> rmia(np.array([0.9, 0.2]), ref, keep, np.array([0.1, 0.3, 0.6, 0.8]), pop_ref,
+    ...      variant="privacy_meter", offline_a=0.5).tolist()
+    [1.0, 0.25]
   """
-  _check_gamma_a(gamma, offline_a, balance_in_out)
+  _check_rmia_options(variant, gamma, offline_a, balance_in_out, paired)
   tq = _prob_array("target_prob", target_prob, "[N] or [N, A]")
   rq = _prob_array("ref_prob", ref_prob, "[R, N] or [R, N, A]")
   tz = _prob_array("target_pop_prob", target_pop_prob, "[Z] or [Z, A]")
@@ -420,8 +500,6 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
         f"(need [R, Z] = ({r}, {tz.shape[0]})).")
   if tz.shape[0] == 0:
     raise MemjaxError("rmia needs at least one population point (target_pop_prob is empty).")
-  with np.errstate(divide="ignore"):
-    lq, lrq, lz, lrz = np.log(tq), np.log(rq), np.log(tz), np.log(rz)
   keep = None if ref_keep is None else estimators.as_keep_mask(
       ref_keep, (r, n), name="ref_keep", shape_doc="[R, N]", against="the statistics",
       integers=False)
@@ -429,6 +507,15 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
     raise MemjaxError(
         f"rmia {'offline (offline_a set)' if offline_a is not None else 'with balance_in_out'} "
         "needs ref_keep [R, N] to know which reference models are IN and OUT for each example.")
+  if variant == "privacy_meter":
+    if r < 2:
+      raise MemjaxError(f"rmia variant='privacy_meter' averages the larger half of at least 2 "
+                        f"reference models; got R = {r}. Pass more reference models.")
+    if paired is not None:
+      paired = _paired_model(paired, n, tz.shape[0])
+    return _privacy_meter_rmia(tq, rq, keep, tz, rz, offline_a, paired)[0]
+  with np.errstate(divide="ignore"):
+    lq, lrq, lz, lrz = np.log(tq), np.log(rq), np.log(tz), np.log(rz)
   if offline_a is not None:
     lpx = _rmia_log_denominator(_ref_side_log_mean(lrq, ~keep, "OUT"), offline_a)
   elif balance_in_out:
@@ -480,6 +567,83 @@ def _fill_log_mean_over_examples(log_mean: np.ndarray, defined: np.ndarray) -> n
   with np.errstate(divide="ignore", invalid="ignore"):
     fill = np.log(p.sum(axis=1, keepdims=True) / defined.sum(axis=1, keepdims=True))
   return np.where(defined, log_mean, fill)
+
+
+def _paired_model(paired, n: int, z: int):
+  """Validated (prob [N], keep [N], pop_prob [Z]) of the paired model (privacy_meter tuning)."""
+  if not isinstance(paired, (tuple, list)) or len(paired) != 3:
+    raise MemjaxError("rmia: paired must be a tuple (prob [N] or [N, A], keep [N] bool, "
+                      "pop_prob [Z] or [Z, A]) of the paired model; got "
+                      f"{type(paired).__name__}.")
+  prob = _mean_over_queries(
+      "paired[0]", _prob_array("paired[0]", paired[0], "[N] or [N, A]"), 1, "[N] or [N, A]")
+  pop = _mean_over_queries(
+      "paired[2]", _prob_array("paired[2]", paired[2], "[Z] or [Z, A]"), 1, "[Z] or [Z, A]")
+  keep = estimators.as_keep_mask(paired[1], (n,), name="paired[1]", shape_doc="[N]",
+                                 against="the candidates", integers=False)
+  if prob.shape != (n,) or pop.shape != (z,):
+    raise MemjaxError(f"rmia: paired has shapes {prob.shape}, {keep.shape}, {pop.shape}; it "
+                      f"needs [N] = ({n},), [N] and [Z] = ({z},) like the target's.")
+  if keep.all() or not keep.any():
+    raise MemjaxError("rmia: the paired model's keep mask must have members and non-members: "
+                      "tuning a scores the attack on it by ROC AUC.")
+  return prob, keep, pop
+
+
+# ml_privacy_meter's grid of the offline coefficient (tune_offline_a): 0, 0.1, ..., 1, as np.arange
+# makes them (0.30000000000000004 included).
+_PRIVACY_METER_A_GRID = np.arange(0, 1.1, 0.1)
+
+
+def _privacy_meter_out_mean(prob: np.ndarray, keep: np.ndarray | None, k: int) -> np.ndarray:
+  """ml_privacy_meter's get_rmia_out_signals + mean: [K] mean of the k largest of prob * ~keep
+  over the first 2k models of prob [R, K] (keep None: all OUT, as for the population).
+
+  The same numpy calls on the same [K, 2k] memory layout as its code, hence the same rounding.
+  """
+  x = np.ascontiguousarray(prob[:2 * k].T)
+  if keep is not None:
+    x = x * ~np.ascontiguousarray(keep[:2 * k].T)
+  return np.mean(-np.sort(-x, axis=1)[:, :k], axis=1)
+
+
+def _privacy_meter_scores(tq, out_x, tz, out_z, a) -> np.ndarray:
+  """ml_privacy_meter's run_rmia from the OUT means: [N] fraction of z with ratio_x / ratio_z > 1.
+
+  For floats u, v >= 0, fl(u / v) > 1 exactly when u > v (a quotient of two different floats
+  never rounds to 1) and a NaN ratio counts for nothing, so counting the ratio_z below each
+  ratio_x by binary search gives its [N, Z] comparison's result.
+  """
+  with np.errstate(divide="ignore", invalid="ignore"):
+    ratio_x = tq / ((1 + a) / 2 * out_x + (1 - a) / 2)
+    ratio_z = tz / ((1 + a) / 2 * out_z + (1 - a) / 2)
+  counts = _count_below(ratio_x[None], ratio_z[None])[0]
+  return np.where(np.isnan(ratio_x), 0, counts) / len(tz)
+
+
+def _privacy_meter_tune_a(paired, rq: np.ndarray, keep: np.ndarray, rz: np.ndarray) -> float:
+  """ml_privacy_meter's tune_offline_a: the grid's a of best AUC on the paired model (k = 1)."""
+  from sklearn import metrics  # its AUC (trapezoids), so that near-ties break the same way
+
+  prob, member, pop = paired
+  out_x, out_z = _privacy_meter_out_mean(rq, keep, 1), _privacy_meter_out_mean(rz, None, 1)
+  best_a, best_auc = 0.0, 0.0
+  for a in _PRIVACY_METER_A_GRID:
+    fpr, tpr, _ = metrics.roc_curve(member, _privacy_meter_scores(prob, out_x, pop, out_z, a))
+    auc = metrics.auc(fpr, tpr)
+    if auc > best_auc:
+      best_a, best_auc = a, auc
+  return best_a
+
+
+def _privacy_meter_rmia(tq, rq, keep, tz, rz, offline_a, paired) -> tuple[np.ndarray, float]:
+  """ml_privacy_meter's offline RMIA of one target from validated [N], [R, N], [Z], [R, Z]
+  float64 probabilities: ([N] scores, the a used)."""
+  a = _privacy_meter_tune_a(paired, rq, keep, rz) if offline_a == "tune" else offline_a
+  k = rq.shape[0] // 2
+  scores = _privacy_meter_scores(tq, _privacy_meter_out_mean(rq, keep, k), tz,
+                                 _privacy_meter_out_mean(rz, None, k), a)
+  return scores, float(a)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -303,6 +303,172 @@ def test_rmia_bad_input():
                  balance_in_out=True)
 
 
+# ml_privacy_meter's offline RMIA, re-typed (logging dropped, 2-space indents) from
+# github.com/privacytrustlab/ml_privacy_meter at commit e384af8fd9319b8eeb1303aa82474df1441e3c59,
+# attacks.py: get_rmia_out_signals (lines 7-39), tune_offline_a (42-88), run_rmia (91-138); and
+# audit.py audit_models (lines 176-194), which runs them per target for run_mia.py. Layout as
+# there: all_signals [N, M], all_memberships [N, M] (audit.py transposes the [M, N] mask),
+# population_signals [Z, M]; models come in pairs 2j, 2j + 1.
+
+
+def _pm_get_rmia_out_signals(all_signals, all_memberships, target_model_idx,
+                             num_reference_models):
+  paired_model_idx = (
+      target_model_idx + 1 if target_model_idx % 2 == 0 else target_model_idx - 1
+  )
+  # Add non-target and non-paired model indices
+  columns = [
+      i
+      for i in range(all_signals.shape[1])
+      if i != target_model_idx and i != paired_model_idx
+  ][: 2 * num_reference_models]
+  selected_signals = all_signals[:, columns]
+  non_members = ~all_memberships[:, columns]
+  out_signals = selected_signals * non_members
+  # Sort the signals such that only the non-zero signals (out signals) are kept
+  out_signals = -np.sort(-out_signals, axis=1)[:, :num_reference_models]
+  return out_signals
+
+
+def _pm_tune_offline_a(target_model_idx, all_signals, population_signals, all_memberships):
+  from sklearn.metrics import auc, roc_curve
+  paired_model_idx = (
+      target_model_idx + 1 if target_model_idx % 2 == 0 else target_model_idx - 1
+  )
+  paired_memberships = all_memberships[:, paired_model_idx]
+  offline_a = 0.0
+  max_auc = 0
+  for test_a in np.arange(0, 1.1, 0.1):
+    mia_scores = _pm_run_rmia(
+        paired_model_idx,
+        all_signals,
+        population_signals,
+        all_memberships,
+        1,
+        test_a,
+    )
+    fpr_list, tpr_list, _ = roc_curve(
+        paired_memberships.ravel(), mia_scores.ravel()
+    )
+    roc_auc = auc(fpr_list, tpr_list)
+    if roc_auc > max_auc:
+      max_auc = roc_auc
+      offline_a = test_a
+  return offline_a
+
+
+def _pm_run_rmia(target_model_idx, all_signals, population_signals, all_memberships,
+                 num_reference_models, offline_a):
+  target_signals = all_signals[:, target_model_idx]
+  out_signals = _pm_get_rmia_out_signals(
+      all_signals, all_memberships, target_model_idx, num_reference_models
+  )
+  mean_out_x = np.mean(out_signals, axis=1)
+  mean_x = (1 + offline_a) / 2 * mean_out_x + (1 - offline_a) / 2
+  prob_ratio_x = target_signals.ravel() / mean_x
+
+  z_signals = population_signals[:, target_model_idx]
+  population_memberships = np.zeros_like(population_signals).astype(
+      bool
+  )  # All population data are OUT for all models
+  z_out_signals = _pm_get_rmia_out_signals(
+      population_signals,
+      population_memberships,
+      target_model_idx,
+      num_reference_models,
+  )
+  mean_out_z = np.mean(z_out_signals, axis=1)
+  mean_z = (1 + offline_a) / 2 * mean_out_z + (1 - offline_a) / 2
+  prob_ratio_z = z_signals.ravel() / mean_z
+
+  ratios = prob_ratio_x[:, np.newaxis] / prob_ratio_z
+  counts = np.average(ratios > 1.0, axis=1)
+
+  return counts
+
+
+def _pm_audit_one_target(target_model_idx, all_signals, population_signals, all_memberships,
+                         num_reference_models):
+  offline_a = _pm_tune_offline_a(target_model_idx, all_signals, population_signals,
+                                 all_memberships)
+  return _pm_run_rmia(target_model_idx, all_signals, population_signals, all_memberships,
+                      num_reference_models, offline_a), offline_a
+
+
+def _pm_problem(m, n, z, design, seed, decimals=None):
+  """Probabilities [N, M], memberships [N, M] and population [Z, M] in ml_privacy_meter's
+  layout; "pairs": its design (models 2j and 2j + 1 on complementary halves), "bernoulli": any
+  mix of IN and OUT (example 0 IN for every model); decimals: round, to make ties."""
+  rng = np.random.default_rng(seed)
+  if design == "pairs":
+    half = rng.random((m // 2, n)) < 0.5
+    keep = np.stack([half, ~half], axis=1).reshape(m, n)
+  else:
+    keep = rng.random((m, n)) < 0.5
+    keep[:, 0] = True
+  base = rng.normal(0, 1.5, size=(1, n))
+  signals = scipy.special.expit(base + 1.5 * keep + 0.7 * rng.normal(size=(m, n)))
+  pop = scipy.special.expit(rng.normal(0, 1.5, size=(1, z)) + 0.7 * rng.normal(size=(m, z)))
+  if decimals is not None:
+    signals, pop = np.round(signals, decimals), np.round(pop, decimals)
+  return signals.T.copy(), keep.T.copy(), pop.T.copy()
+
+
+@pytest.mark.parametrize("design,decimals", [("pairs", None), ("pairs", 2), ("bernoulli", None),
+                                             ("bernoulli", 1)])
+def test_rmia_privacy_meter_matches_retyped_reference(design, decimals):
+  m, n, z = 10, 80, 50
+  all_signals, all_memberships, population_signals = _pm_problem(m, n, z, design, seed=3,
+                                                                 decimals=decimals)
+  worst = 0.0
+  for t in (0, 3, 6):
+    p = t + 1 if t % 2 == 0 else t - 1
+    for k in (1, 2, 4):
+      with np.errstate(divide="ignore", invalid="ignore"):
+        want, want_a = _pm_audit_one_target(t, all_signals, population_signals, all_memberships,
+                                            k)
+      refs = [i for i in range(m) if i not in (t, p)][:2 * k]
+      args = (all_signals[:, t], all_signals[:, refs].T, all_memberships[:, refs].T,
+              population_signals[:, t], population_signals[:, refs].T)
+      paired = (all_signals[:, p], all_memberships[:, p], population_signals[:, p])
+      got = attacks.rmia(*args, variant="privacy_meter", offline_a="tune", paired=paired)
+      worst = max(worst, float(np.max(np.abs(got - want))))
+      _, got_a = attacks._privacy_meter_rmia(*[np.asarray(v, np.float64) for v in args[:2]],
+                                             args[2], *args[3:], "tune", paired)
+      assert got_a == want_a
+      with np.errstate(divide="ignore", invalid="ignore"):
+        fixed = _pm_run_rmia(t, all_signals, population_signals, all_memberships, k, 0.3)
+      np.testing.assert_array_equal(
+          attacks.rmia(*args, variant="privacy_meter", offline_a=0.3), fixed)
+  assert worst <= 1e-9
+
+
+def test_rmia_privacy_meter_bad_input():
+  r = np.full((4, 6), 0.5)
+  keep = np.zeros((4, 6), bool)
+  args = (np.full(6, 0.5), r, keep, np.full(5, 0.5), np.full((4, 5), 0.5))
+  paired = (np.full(6, 0.5), np.arange(6) < 3, np.full(5, 0.5))
+  for kwargs, match in [
+      (dict(variant="lira"), "unknown variant"),
+      (dict(variant="privacy_meter"), "offline only"),
+      (dict(variant="privacy_meter", offline_a="tune"), "paired"),
+      (dict(variant="privacy_meter", offline_a=0.3, paired=paired), "paired"),
+      (dict(offline_a="tune", paired=paired), "variant='privacy_meter'"),
+      (dict(variant="privacy_meter", offline_a=0.3, gamma=2.0), "gamma = 1"),
+      (dict(variant="privacy_meter", offline_a=1.5), "offline_a"),
+      (dict(variant="privacy_meter", offline_a="tune", paired=paired[:2]), "tuple"),
+      (dict(variant="privacy_meter", offline_a="tune", paired=(paired[0], paired[1] > 1,
+                                                               paired[2])), "members and non"),
+      (dict(variant="privacy_meter", offline_a="tune", paired=(paired[0][:5], paired[1],
+                                                               paired[2])), "paired"),
+  ]:
+    with pytest.raises(MemjaxError, match=match):
+      attacks.rmia(*args, **kwargs)
+  with pytest.raises(MemjaxError, match="at least 2"):
+    attacks.rmia(args[0], r[:1], keep[:1], args[3], args[4][:1], variant="privacy_meter",
+                 offline_a=0.3)
+
+
 # ----------------------------------------------------------------------------------------------
 # Leave-one-model-out evaluation
 # ----------------------------------------------------------------------------------------------
