@@ -65,7 +65,7 @@ LIRA_VARIANTS = {
     "lira_offline_two_sided_fixed": (False, True, False),
 }
 RMIA_VARIANTS = ("paper", "privacy_meter")
-ATTACKS = tuple(LIRA_VARIANTS) + ("rmia", "rmia_offline", "loss")
+ATTACKS = tuple(LIRA_VARIANTS) + ("rmia", "rmia_offline", "rmia_privacy_meter", "loss")
 DEFAULT_ATTACKS = ("lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
                    "rmia", "loss")
 
@@ -907,6 +907,33 @@ def _loo_rmia_scores(stats, keep, test_stats, targets, gamma, offline_a):
   return out
 
 
+def _paired_index(t: int, m: int) -> int:
+  """ml_privacy_meter's paired model of target t: t + 1 for even t, t - 1 for odd t (the last
+  model of an odd M, which has no partner, gets t - 1)."""
+  p = t + 1 if t % 2 == 0 else t - 1
+  return p if p < m else t - 1
+
+
+def _loo_rmia_privacy_meter_scores(stats, keep, test_stats, targets):
+  """ml_privacy_meter's RMIA of each target as its run_mia.py runs it: [T, N] scores, [T] a.
+
+  Target t is attacked with the first 2k of the models other than t and its paired model,
+  k = (M - 2) // 2, and a tuned on the paired model; a loop over targets.
+  """
+  m, n, _ = stats.shape
+  q = prob_from_statistic(stats).mean(axis=-1)  # [M, N], as rmia averages the queries
+  qz = prob_from_statistic(test_stats).mean(axis=-1)  # [M, Z]
+  k = (m - 2) // 2
+  scores, tuned = np.empty((len(targets), n)), np.empty(len(targets))
+  for j, t in enumerate(targets):
+    p = _paired_index(int(t), m)
+    refs = [i for i in range(m) if i not in (t, p)][:2 * k]
+    paired = _paired_model((q[p], keep[p], qz[p]), n, qz.shape[1])
+    scores[j], tuned[j] = _privacy_meter_rmia(q[t], q[refs], keep[refs], qz[t], qz[refs],
+                                              "tune", paired)
+  return scores, tuned
+
+
 # ----------------------------------------------------------------------------------------------
 # Results
 # ----------------------------------------------------------------------------------------------
@@ -928,7 +955,8 @@ class AttackResult:
     fpr, tpr: the pooled ROC curve, thinned to <= 2,000 points (exact at log-spaced FPRs).
     num_members, num_nonmembers: pooled counts behind the curve.
     per_target: {"auc", "balanced_accuracy", "tpr@f", "num_members", "num_nonmembers"}: [T]
-      arrays, the same metrics for each target model on its own.
+      arrays, the same metrics for each target model on its own; "rmia_privacy_meter" adds
+      "offline_a", the a tuned for each target.
     per_example_auc: [N] float64, the per-example vulnerability: for example i, the AUC of
       telling the targets that trained on i from those that did not by the score of i,
       P(score_IN > score_OUT) + P(tie) / 2 over target models. 0.5 = indistinguishable,
@@ -963,7 +991,7 @@ class AttackResults:
     num_population: Z (population points for RMIA), or None.
     fprs: the FPR budgets of the tpr_at_fpr entries.
     timings: wall seconds per phase ("lira" = the shared fit and all LiRA variants, "rmia",
-      "rmia_offline", "loss", "metrics").
+      "rmia_offline", "rmia_privacy_meter", "loss", "metrics").
   """
 
   attacks: dict[str, AttackResult]
@@ -1068,12 +1096,13 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   """Leave-one-model-out evaluation of membership inference attacks over an ensemble.
 
   Every model t in turn (the first ``max_targets`` models) is the target; the other M - 1
-  models are its shadow / reference models, and the members of t are {i : keep[t, i]}. Scores
-  equal calling the single-target functions on each target (tested), but are computed
-  vectorised across targets: per example and query, the M statistics are sorted once within
-  their IN and OUT groups, so removing the target's own value from a median is an O(1) index
-  shift and from a mean / variance an O(1) update (RMIA: exclusive prefix/suffix log-sum-exp
-  over models); targets are processed in batches that bound memory.
+  models are its shadow / reference models (but see "rmia_privacy_meter"), and the members of
+  t are {i : keep[t, i]}. Scores equal calling the single-target functions on each target
+  (tested), but are computed vectorised across targets: per example and query, the M
+  statistics are sorted once within their IN and OUT groups, so removing the target's own
+  value from a median is an O(1) index shift and from a mean / variance an O(1) update (RMIA:
+  exclusive prefix/suffix log-sum-exp over models); targets are processed in batches that
+  bound memory.
 
   Attacks (names; see :func:`lira`, :func:`rmia`, :func:`loss_attack` for the formulas):
     "lira_online", "lira_online_fixed": online LiRA, per-example / fixed variance.
@@ -1089,8 +1118,15 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
       expectation whatever the target's membership. (LiRA's leave-one-out fits already keep
       IN and OUT apart.)
     "rmia_offline": offline RMIA with a = rmia_offline_a (OUT reference models only: no such
-      bias). Both need ``test_stats`` (the population); without it they are skipped with a
-      warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
+      bias).
+    "rmia_privacy_meter": ml_privacy_meter's offline RMIA (:func:`rmia` with
+      ``variant="privacy_meter"``, ``offline_a="tune"``) as its run_mia.py runs it: target t's
+      paired model is t + 1 for even t and t - 1 for odd t (the last model of an odd M: t - 1),
+      its reference models the first 2k of the other M - 2 models, k = (M - 2) // 2, and a is
+      tuned per target on the paired model (the values: per_target["offline_a"]); gamma = 1
+      (rmia_gamma does not apply). Needs M >= 4; not among the defaults. A loop over targets.
+    The RMIA attacks need ``test_stats`` (the population); without it they are skipped with a
+    warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
     "loss": the loss threshold on the first query, loss = softplus(-stat[..., 0]).
 
   Args:
@@ -1103,7 +1139,7 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
     max_targets: use only the first max_targets models as targets (all models still serve as
       shadows of the others); None = all M.
     fprs: FPR budgets for the TPR-at-FPR metrics.
-    rmia_gamma: RMIA's likelihood-ratio threshold gamma.
+    rmia_gamma: RMIA's likelihood-ratio threshold gamma ("rmia", "rmia_offline").
     rmia_offline_a: RMIA's offline coefficient a (only for "rmia_offline").
     return_scores: keep every attack's [T, N] scores (float64) in the results.
 
@@ -1140,6 +1176,9 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   if not 1 <= int(max_targets) <= m:
     raise MemjaxError(f"max_targets must be in [1, {m}]; got {max_targets}.")
   _check_gamma_a(rmia_gamma, rmia_offline_a)
+  if "rmia_privacy_meter" in attacks and m < 4:
+    raise MemjaxError(f"rmia_privacy_meter needs at least 4 models (a target, its paired model "
+                      f"and 2 reference models); got {m}. Train more models.")
   targets = np.arange(int(max_targets))
   members = keep[targets]
   timings: dict[str, float] = {}
@@ -1152,6 +1191,11 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
       t0 = time.perf_counter()
       scores[name] = _loo_rmia_scores(stats, keep, test_stats, targets, rmia_gamma, a)
       timings[name] = time.perf_counter() - t0
+  if "rmia_privacy_meter" in attacks:
+    t0 = time.perf_counter()
+    scores["rmia_privacy_meter"], tuned_a = _loo_rmia_privacy_meter_scores(
+        stats, keep, test_stats, targets)
+    timings["rmia_privacy_meter"] = time.perf_counter() - t0
   if "loss" in attacks:
     t0 = time.perf_counter()
     scores["loss"] = loss_attack(loss_from_statistic(stats[targets, :, 0]))
@@ -1161,6 +1205,8 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   for name in attacks:
     sec = timings["lira"] if name in LIRA_VARIANTS else timings[name]
     results[name] = _summarise(name, scores[name], members, tuple(fprs), sec, return_scores)
+  if "rmia_privacy_meter" in results:
+    results["rmia_privacy_meter"].per_target["offline_a"] = tuned_a
   timings["metrics"] = time.perf_counter() - t0
   return AttackResults(
       attacks=results, targets=targets, num_models=m, num_examples=n,

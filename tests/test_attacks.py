@@ -485,6 +485,15 @@ def _naive_loo(stats, keep, test_stats, name, gamma=1.0, offline_a=0.3):
         warnings.simplefilter("ignore")
         out.append(attacks.lira(stats[t], sh, sk, online=online, fix_variance=fix_variance,
                                 one_sided=one_sided))
+    elif name == "rmia_privacy_meter":
+      p = attacks.prob_from_statistic
+      m = stats.shape[0]
+      pair = t + 1 if t % 2 == 0 and t + 1 < m else t - 1
+      refs = [i for i in range(m) if i not in (t, pair)][:2 * ((m - 2) // 2)]
+      out.append(attacks.rmia(
+          p(stats[t]), p(stats[refs]), keep[refs], p(test_stats[t]), p(test_stats[refs]),
+          variant="privacy_meter", offline_a="tune",
+          paired=(p(stats[pair]), keep[pair], p(test_stats[pair]))))
     elif name.startswith("rmia"):
       p = attacks.prob_from_statistic
       with warnings.catch_warnings():
@@ -516,6 +525,32 @@ def test_evaluate_attacks_equals_naive_per_target_loop(quantised):
     want = _naive_loo(stats.astype(np.float64), keep, test_stats.astype(np.float64), name,
                       gamma=1.3)
     np.testing.assert_allclose(res[name].scores, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def test_evaluate_attacks_privacy_meter_is_its_audit_of_every_target(tmp_path):
+  """evaluate_attacks' "rmia_privacy_meter" on ml_privacy_meter's pair design equals its
+  audit_models (re-typed above) of each target with num_ref_models = (M - 2) / 2."""
+  m, n, z = 10, 60, 40
+  all_signals, all_memberships, population_signals = _pm_problem(m, n, z, "pairs", seed=4)
+  stats = scipy.special.logit(all_signals.T)[..., None]
+  test = scipy.special.logit(population_signals.T)[..., None]
+  prob = attacks.prob_from_statistic(stats[..., 0]).T  # the probabilities memjax attacks
+  pop = attacks.prob_from_statistic(test[..., 0]).T
+  res = attacks.evaluate_attacks(stats, all_memberships.T, test_stats=test, return_scores=True,
+                                 attacks=("rmia_privacy_meter", "rmia"))
+  r = res["rmia_privacy_meter"]
+  for t in range(m):
+    want, want_a = _pm_audit_one_target(t, prob, pop, all_memberships, (m - 2) // 2)
+    np.testing.assert_array_equal(r.scores[t], want)
+    assert r.per_target["offline_a"][t] == want_a
+  assert len(set(r.per_target["offline_a"].tolist())) > 1  # tuned per target
+  saved = json.loads(res.to_json(str(tmp_path / "a.json")))
+  assert saved["attacks"]["rmia_privacy_meter"]["per_target"]["offline_a"] == (
+      r.per_target["offline_a"].tolist())
+  assert not np.array_equal(r.scores, res["rmia"].scores)
+  with pytest.raises(MemjaxError, match="at least 4 models"):
+    attacks.evaluate_attacks(stats[:3], all_memberships.T[:3], test_stats=test[:3],
+                             attacks=("rmia_privacy_meter",))
 
 
 def test_evaluate_attacks_loo_float64_exact():
