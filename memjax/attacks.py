@@ -1125,6 +1125,11 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
       its reference models the first 2k of the other M - 2 models, k = (M - 2) // 2, and a is
       tuned per target on the paired model (the values: per_target["offline_a"]); gamma = 1
       (rmia_gamma does not apply). Needs M >= 4; not among the defaults. A loop over targets.
+      Meaningful only on ml_privacy_meter's design, models 2j and 2j + 1 trained on
+      complementary halves (:func:`memjax.proxies.complementary_halves`), where every example
+      is OUT for exactly k of the reference models; with any other keep mask (a warning says
+      so) the k largest OUT-masked probabilities mix in zeros or drop OUT models depending on
+      the target's own membership, and the figures are biased, possibly below chance.
     The RMIA attacks need ``test_stats`` (the population); without it they are skipped with a
     warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
     "loss": the loss threshold on the first query, loss = softplus(-stat[..., 0]).
@@ -1192,6 +1197,15 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
       scores[name] = _loo_rmia_scores(stats, keep, test_stats, targets, rmia_gamma, a)
       timings[name] = time.perf_counter() - t0
   if "rmia_privacy_meter" in attacks:
+    if m % 2 or not np.array_equal(keep[0::2], ~keep[1::2]):
+      warnings.warn(
+          "evaluate_attacks: rmia_privacy_meter assumes ml_privacy_meter's design, models 2j and "
+          "2j + 1 trained on complementary halves, and this keep mask is not one. Its Pr_OUT(x), "
+          "the mean of the k largest OUT-masked reference probabilities, then depends on how "
+          "many reference models are OUT for x, which here depends on the target's own "
+          "membership: the figures are biased (even below chance). To compare with "
+          "ml_privacy_meter, train with keep=memjax.proxies.complementary_halves(M, N).",
+          stacklevel=2)
     t0 = time.perf_counter()
     scores["rmia_privacy_meter"], tuned_a = _loo_rmia_privacy_meter_scores(
         stats, keep, test_stats, targets)

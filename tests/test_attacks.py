@@ -519,8 +519,9 @@ def test_evaluate_attacks_equals_naive_per_target_loop(quantised):
     stats = np.round(stats)
   stats = stats.astype(np.float32)
   test_stats = np.random.default_rng(7).normal(0, 2, size=(9, 20, 2)).astype(np.float32)
-  res = attacks.evaluate_attacks(stats, keep, test_stats=test_stats, attacks=attacks.ATTACKS,
-                                 return_scores=True, rmia_gamma=1.3)
+  with pytest.warns(UserWarning, match="complementary halves"):
+    res = attacks.evaluate_attacks(stats, keep, test_stats=test_stats, attacks=attacks.ATTACKS,
+                                   return_scores=True, rmia_gamma=1.3)
   for name in attacks.ATTACKS:
     want = _naive_loo(stats.astype(np.float64), keep, test_stats.astype(np.float64), name,
                       gamma=1.3)
@@ -536,8 +537,10 @@ def test_evaluate_attacks_privacy_meter_is_its_audit_of_every_target(tmp_path):
   test = scipy.special.logit(population_signals.T)[..., None]
   prob = attacks.prob_from_statistic(stats[..., 0]).T  # the probabilities memjax attacks
   pop = attacks.prob_from_statistic(test[..., 0]).T
-  res = attacks.evaluate_attacks(stats, all_memberships.T, test_stats=test, return_scores=True,
-                                 attacks=("rmia_privacy_meter", "rmia"))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # its design: no warning
+    res = attacks.evaluate_attacks(stats, all_memberships.T, test_stats=test,
+                                   return_scores=True, attacks=("rmia_privacy_meter", "rmia"))
   r = res["rmia_privacy_meter"]
   for t in range(m):
     want, want_a = _pm_audit_one_target(t, prob, pop, all_memberships, (m - 2) // 2)
@@ -551,6 +554,15 @@ def test_evaluate_attacks_privacy_meter_is_its_audit_of_every_target(tmp_path):
   with pytest.raises(MemjaxError, match="at least 4 models"):
     attacks.evaluate_attacks(stats[:3], all_memberships.T[:3], test_stats=test[:3],
                              attacks=("rmia_privacy_meter",))
+  # Another design, each example OUT for 5 of the 10 models, and no signal at all (p = 0.5).
+  # Of its 2k = 8 reference models, a member of the target has 4 or 5 OUT, a non-member 3 or 4:
+  # the mean of the k = 4 largest OUT-masked probabilities pads some non-members with a zero,
+  # which lowers their Pr(x) and raises their score: below chance.
+  keep = _balanced_keep(m, n, np.random.default_rng(1))
+  with pytest.warns(UserWarning, match="complementary halves"):
+    res = attacks.evaluate_attacks(np.zeros((m, n, 1)), keep, test_stats=test,
+                                   attacks=("rmia_privacy_meter",))
+  assert res["rmia_privacy_meter"].auc < 0.45
 
 
 def test_evaluate_attacks_loo_float64_exact():
