@@ -426,7 +426,8 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
     Pr(x) = ((1 + a) / 2) Pr_OUT(x) + (1 - a) / 2,   Pr(z) likewise,
     score(x) = (1 / Z) #{z : (Pr(x | theta) / Pr(x)) / (Pr(z | theta) / Pr(z)) > 1.0}
                (in probability space with floats, as it computes it; no gamma; a ratio 0 / 0
-               is NaN and never counts, a positive / 0 is inf).
+               is NaN and never counts, a positive / 0 is inf. In float64 here; its softmax
+               signals are float32, whose rounding can move near-ties by one 1 / Z step.)
     a: offline_a in [0, 1], or offline_a="tune": its per-target tuning. For each a in
       np.arange(0, 1.1, 0.1) (0, 0.1, ..., 1), the score above of the PAIRED model (``paired``:
       a model with known membership that is not among the R, in ml_privacy_meter the model

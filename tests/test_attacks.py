@@ -1,5 +1,6 @@
 """Tests of memjax.attacks: against plain numpy loops, against the published reference
-implementation (tensorflow_privacy's advanced_mia), and on data whose answer is known."""
+implementations (tensorflow_privacy's advanced_mia; ml_privacy_meter's RMIA, re-typed), and on
+data whose answer is known."""
 
 import json
 import math
