@@ -16,7 +16,8 @@ Attacks (formulas in each function's docstring):
   semantics of tensorflow_privacy's ``advanced_mia.compute_score_lira`` (negated), and the
   paper's one-sided offline test.
 * :func:`rmia`: the relative membership inference attack of Zarifzadeh et al. (2024),
-  "Low-Cost High-Power Membership Inference Attacks", online and offline.
+  "Low-Cost High-Power Membership Inference Attacks", online and offline; and, with
+  ``variant="privacy_meter"``, exactly the offline RMIA of the authors' tool ml_privacy_meter.
 * :func:`loss_attack`: the global loss threshold of Yeom et al. (2018).
 
 :func:`evaluate_attacks` makes every model in turn the target and the other M - 1 models its
@@ -46,7 +47,7 @@ from memjax.roc import _take_last
 from memjax.errors import MemjaxError
 
 __all__ = [
-    "ATTACKS", "DEFAULT_ATTACKS", "LIRA_VARIANTS", "AttackResult", "AttackResults",
+    "ATTACKS", "DEFAULT_ATTACKS", "LIRA_VARIANTS", "RMIA_VARIANTS", "AttackResult", "AttackResults",
     "evaluate_attacks", "lira", "lira_statistic", "log_prob_from_statistic", "loss_attack",
     "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia",
 ]
@@ -63,7 +64,8 @@ LIRA_VARIANTS = {
     "lira_offline_two_sided": (False, False, False),
     "lira_offline_two_sided_fixed": (False, True, False),
 }
-ATTACKS = tuple(LIRA_VARIANTS) + ("rmia", "rmia_offline", "loss")
+RMIA_VARIANTS = ("paper", "privacy_meter")
+ATTACKS = tuple(LIRA_VARIANTS) + ("rmia", "rmia_offline", "rmia_privacy_meter", "loss")
 DEFAULT_ATTACKS = ("lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
                    "rmia", "loss")
 
@@ -329,11 +331,43 @@ def _rmia_from_log_ratios(log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, gamm
   return counts / log_ratio_z.shape[1]
 
 
-def _check_gamma_a(gamma: float, offline_a: float | None):
+def _check_gamma_a(gamma: float, offline_a: float | None, balance_in_out: bool = False):
   if not gamma > 0:
     raise MemjaxError(f"rmia: gamma must be > 0; got {gamma}.")
   if offline_a is not None and not 0.0 <= offline_a <= 1.0:
     raise MemjaxError(f"rmia: offline_a must lie in [0, 1] (or None for online); got {offline_a}.")
+  if balance_in_out and offline_a is not None:
+    raise MemjaxError("rmia: balance_in_out weights IN and OUT reference models in the online "
+                      "attack; the offline attack (offline_a set) uses OUT models only. Drop "
+                      "one of the two.")
+
+
+def _check_rmia_options(variant: str, gamma: float, offline_a, balance_in_out: bool, paired):
+  if variant not in RMIA_VARIANTS:
+    raise MemjaxError(f"rmia: unknown variant {variant!r}; choose from {RMIA_VARIANTS} (the "
+                      "paper's formulas, or ml_privacy_meter's offline RMIA).")
+  tune = isinstance(offline_a, str)
+  if tune and (variant != "privacy_meter" or offline_a != "tune"):
+    raise MemjaxError(f"rmia: offline_a={offline_a!r}; the only string is 'tune', "
+                      "ml_privacy_meter's per-target choice of a: use variant='privacy_meter'.")
+  if (paired is not None) != tune:
+    raise MemjaxError("rmia: paired (the model ml_privacy_meter attacks to tune a) goes with "
+                      "variant='privacy_meter' and offline_a='tune', and those need it.")
+  if variant == "paper":
+    _check_gamma_a(gamma, offline_a, balance_in_out)
+    return
+  if gamma != 1.0:
+    raise MemjaxError(f"rmia: ml_privacy_meter fixes gamma = 1 (it counts ratios > 1.0); got "
+                      f"gamma={gamma}. Use variant='paper' for another gamma.")
+  if balance_in_out:
+    raise MemjaxError("rmia: balance_in_out belongs to the paper's online attack; "
+                      "variant='privacy_meter' is offline. Drop one of the two.")
+  if offline_a is None:
+    raise MemjaxError("rmia: ml_privacy_meter's RMIA is offline only: pass offline_a='tune' "
+                      "with paired=(prob, keep, pop_prob) for its per-target tuning of a (what "
+                      "its run_mia.py does), or a fixed a in [0, 1].")
+  if not tune:
+    _check_gamma_a(gamma, offline_a)
 
 
 def _mean_over_queries(name: str, p: np.ndarray, ndim: int, shape_doc: str) -> np.ndarray:
@@ -346,39 +380,95 @@ def _mean_over_queries(name: str, p: np.ndarray, ndim: int, shape_doc: str) -> n
 
 
 def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
-         gamma: float = 1.0, offline_a: float | None = None) -> np.ndarray:
-  """RMIA (Zarifzadeh et al. 2024) membership scores of one target model; larger = member.
+         gamma: float = 1.0, offline_a: float | str | None = None,
+         balance_in_out: bool = False, variant: str = "paper", paired=None) -> np.ndarray:
+  """RMIA membership scores of one target model; larger = member.
+
+  Two variants. ``variant="paper"`` (default): the relative membership inference attack of
+  Zarifzadeh et al. (2024), "Low-Cost High-Power Membership Inference Attacks", online or
+  offline. ``variant="privacy_meter"``: exactly the offline RMIA of the authors' tool
+  ml_privacy_meter, which normalises the population differently and tunes a per target, so it
+  gives other numbers than the paper's formulas.
 
   Pr(x | theta) is the target model's true-class probability of x (the mean over queries when
   a query axis is given). With R reference models theta_r and a population Z of points known
   to be non-members of every model (e.g. the test split):
 
+  variant="paper":
+
     online : Pr(x) = mean_r Pr(x | theta_r)                      (IN and OUT reference models)
+             balance_in_out=True: Pr(x) = (mean_{r IN for x} Pr(x | theta_r)
+                                           + mean_{r OUT for x} Pr(x | theta_r)) / 2
+             (the two means weighted equally whatever the IN/OUT mix of the reference models;
+             equal to the pooled mean when every example is IN for half of them)
     offline: Pr(x) = ((1 + a) / 2) * mean_{r OUT for x} Pr(x | theta_r) + (1 - a) / 2
              (the paper's linear approximation of the IN mean, Pr_IN = a Pr_OUT + 1 - a,
              inside Pr(x) = (Pr_IN + Pr_OUT) / 2; a = offline_a in [0, 1], a = 1 uses Pr_OUT)
 
     Pr(z) likewise for every population point z (all reference models are OUT for z; offline
-    applies the same (1 + a) / 2 transform, as the authors' ml_privacy_meter does).
+    applies the same (1 + a) / 2 transform, as ml_privacy_meter does).
     LR(x) = Pr(x | theta) / Pr(x),   LR(z) = Pr(z | theta) / Pr(z),
     score(x) = (1 / Z) #{z : LR(x) / LR(z) > gamma}                (in [0, 1]).
 
-  Computed in log space; the population ratios are sorted once and each x is placed by binary
-  search (no [N, Z] matrix). Scores are multiples of 1 / Z: with a small population (e.g. the
-  360 digits test points) many examples share the top score, which caps the TPR measurable at
-  very low FPR. An example with no OUT reference
-  model (offline) uses the mean of mean_{r OUT} Pr(x | theta_r) over the other examples.
+    Computed in log space. An example with no OUT (offline, balanced) or no IN (balanced)
+    reference model uses the mean of that side's mean over the other examples (with a warning).
+
+  variant="privacy_meter" (offline only, gamma = 1), from the first 2k reference models,
+  k = floor(R / 2) (R odd: the last one is unused, as its ``columns[:2k]``):
+
+    Pr_OUT(x) = (1 / k) * sum of the k largest of {Pr(x | theta_r) * [r OUT for x]}
+                IN models count as 0. With reference models in pairs trained on complementary
+                halves (ml_privacy_meter's design: x is OUT for exactly k) this is the paper's
+                OUT mean; otherwise the mean of the k largest OUT probabilities, or, with fewer
+                than k OUT models, their sum / k; no OUT model: 0.
+    Pr_OUT(z) = (1 / k) * sum of the k largest of {Pr(z | theta_r)}: the mean of the LARGER
+                HALF of the reference models' probabilities (the paper: the mean of all R).
+    Pr(x) = ((1 + a) / 2) Pr_OUT(x) + (1 - a) / 2,   Pr(z) likewise,
+    score(x) = (1 / Z) #{z : (Pr(x | theta) / Pr(x)) / (Pr(z | theta) / Pr(z)) > 1.0}
+               (in probability space with floats, as it computes it; no gamma; a ratio 0 / 0
+               is NaN and never counts, a positive / 0 is inf. In float64 here; its softmax
+               signals are float32, whose rounding can move near-ties by one 1 / Z step.)
+    a: offline_a in [0, 1], or offline_a="tune": its per-target tuning. For each a in
+      np.arange(0, 1.1, 0.1) (0, 0.1, ..., 1), the score above of the PAIRED model (``paired``:
+      a model with known membership that is not among the R, in ml_privacy_meter the model
+      trained on the complement of the target's training set) from the first TWO reference
+      models (k = 1), scored by sklearn's ROC AUC against the paired model's membership; the
+      first a with the largest AUC wins (strict >, from a = 0). The paper fixes a (the default
+      of :func:`evaluate_attacks` is 0.3).
+
+    Source: github.com/privacytrustlab/ml_privacy_meter, commit e384af8fd931 (2025-04-26),
+    attacks.py: get_rmia_out_signals (lines 7-39), tune_offline_a (42-88), run_rmia (91-138);
+    audit.py audit_models (176-194) runs both per target for run_mia.py. (Its MIA class,
+    modules/mia/attacks/rmia.py, the library API behind DUCI, differs again: k = R // 2 of all
+    the R models given; with k = 1 it maps IN probabilities to OUT ones, (p + a - 1) / a, and
+    averages all R. Not reproduced here.)
+
+  Both: the population ratios are sorted once and each x is placed by binary search (no
+  [N, Z] matrix). Scores are multiples of 1 / Z: with a small population (e.g. the 360 digits
+  test points) many examples share the top score, which caps the TPR measurable at very low
+  FPR.
 
   Args:
     target_prob: [N] or [N, A] float, target model's true-class probabilities p_y of the
       candidate examples (from LiRA statistics: :func:`prob_from_statistic`).
-    ref_prob: [R, N] or [R, N, A] float, the reference models' probabilities of the same.
+    ref_prob: [R, N] or [R, N, A] float, the reference models' probabilities of the same
+      (privacy_meter: their order matters, see above).
     ref_keep: [R, N] bool, ref_keep[r, i] = reference model r trained on example i; needed for
-      offline, may be None online (online averages over all reference models).
+      offline and balance_in_out, may be None online (which then averages over all reference
+      models).
     target_pop_prob: [Z] or [Z, A] float, target model's probabilities of the population.
     ref_pop_prob: [R, Z] or [R, Z, A] float, the reference models' probabilities of it.
-    gamma: the likelihood-ratio threshold gamma > 0 (the paper's gamma; 1 by default).
-    offline_a: None for the online attack, or a in [0, 1] for the offline attack.
+    gamma: the likelihood-ratio threshold gamma > 0 (the paper's gamma; 1 by default;
+      privacy_meter: must be 1).
+    offline_a: None for the online attack, or a in [0, 1] for the offline attack;
+      privacy_meter: a in [0, 1], or "tune" (with ``paired``).
+    balance_in_out: paper, online only: weight the IN and OUT reference means equally (see
+      above); what :func:`evaluate_attacks` uses, so that the target's own membership, which
+      changes the IN/OUT mix of its leave-one-out reference models, cannot shift Pr(x).
+    variant: "paper" or "privacy_meter" (:data:`RMIA_VARIANTS`).
+    paired: privacy_meter with offline_a="tune" only: the paired model as a tuple (prob [N] or
+      [N, A] float, keep [N] bool, pop_prob [Z] or [Z, A] float): its probabilities of the
+      candidates, its membership of them, its probabilities of the population.
 
   Returns:
     [N] float64 scores in [0, 1].
@@ -389,8 +479,12 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
     >>> pop_ref = np.full((2, 4), 0.5)
     >>> rmia(np.array([0.9, 0.2]), ref, None, np.array([0.1, 0.3, 0.6, 0.8]), pop_ref).tolist()
     [1.0, 0.25]
+    >>> keep = np.array([[True, False], [False, True]])
+    >>> rmia(np.array([0.9, 0.2]), ref, keep, np.array([0.1, 0.3, 0.6, 0.8]), pop_ref,
+    ...      variant="privacy_meter", offline_a=0.5).tolist()
+    [1.0, 0.25]
   """
-  _check_gamma_a(gamma, offline_a)
+  _check_rmia_options(variant, gamma, offline_a, balance_in_out, paired)
   tq = _prob_array("target_prob", target_prob, "[N] or [N, A]")
   rq = _prob_array("ref_prob", ref_prob, "[R, N] or [R, N, A]")
   tz = _prob_array("target_pop_prob", target_pop_prob, "[Z] or [Z, A]")
@@ -407,29 +501,29 @@ def rmia(target_prob, ref_prob, ref_keep, target_pop_prob, ref_pop_prob, *,
         f"(need [R, Z] = ({r}, {tz.shape[0]})).")
   if tz.shape[0] == 0:
     raise MemjaxError("rmia needs at least one population point (target_pop_prob is empty).")
-  with np.errstate(divide="ignore"):
-    lq, lrq, lz, lrz = np.log(tq), np.log(rq), np.log(tz), np.log(rz)
   keep = None if ref_keep is None else estimators.as_keep_mask(
       ref_keep, (r, n), name="ref_keep", shape_doc="[R, N]", against="the statistics",
       integers=False)
-  if offline_a is None:
-    lpx = _log_mean_exp(lrq, axis=0)
+  if keep is None and (offline_a is not None or balance_in_out):
+    raise MemjaxError(
+        f"rmia {'offline (offline_a set)' if offline_a is not None else 'with balance_in_out'} "
+        "needs ref_keep [R, N] to know which reference models are IN and OUT for each example.")
+  if variant == "privacy_meter":
+    if r < 2:
+      raise MemjaxError(f"rmia variant='privacy_meter' averages the larger half of at least 2 "
+                        f"reference models; got R = {r}. Pass more reference models.")
+    if paired is not None:
+      paired = _paired_model(paired, n, tz.shape[0])
+    return _privacy_meter_rmia(tq, rq, keep, tz, rz, offline_a, paired)[0]
+  with np.errstate(divide="ignore"):
+    lq, lrq, lz, lrz = np.log(tq), np.log(rq), np.log(tz), np.log(rz)
+  if offline_a is not None:
+    lpx = _rmia_log_denominator(_ref_side_log_mean(lrq, ~keep, "OUT"), offline_a)
+  elif balance_in_out:
+    lpx = _balanced_log_mean(_ref_side_log_mean(lrq, keep, "IN"),
+                             _ref_side_log_mean(lrq, ~keep, "OUT"))
   else:
-    if keep is None:
-      raise MemjaxError("rmia offline (offline_a set) needs ref_keep [R, N] to know which "
-                        "reference models are OUT for each example.")
-    out = ~keep
-    k_out = out.sum(axis=0)
-    if not k_out.any():
-      raise MemjaxError("rmia offline: no example has an OUT reference model (ref_keep all True).")
-    if not k_out.all():
-      warnings.warn(
-          f"rmia: {int((k_out == 0).sum())} of {n} examples have no OUT reference model; they "
-          "use the mean over the other examples.", stacklevel=2)
-    with np.errstate(divide="ignore"):
-      lpx = scipy.special.logsumexp(np.where(out, lrq, -np.inf), axis=0) - np.log(k_out)
-    lpx = _fill_log_mean_over_examples(lpx[None], k_out[None] > 0)[0]
-    lpx = _rmia_log_denominator(lpx, offline_a)
+    lpx = _log_mean_exp(lrq, axis=0)
   lpz = _rmia_log_denominator(_log_mean_exp(lrz, axis=0), offline_a)
   ratio_x = _log_ratio(lq, lpx)
   ratio_z = _log_ratio(lz, lpz)
@@ -442,12 +536,115 @@ def _log_ratio(log_num: np.ndarray, log_den: np.ndarray) -> np.ndarray:
     return np.where(np.isneginf(log_num), -np.inf, log_num - log_den)
 
 
+def _ref_side_log_mean(log_p: np.ndarray, side: np.ndarray, name: str) -> np.ndarray:
+  """log mean_{r : side[r, i]} exp(log_p[r, i]) [N] from log_p, side [R, N] (name: "IN"/"OUT").
+
+  Examples without a reference model on that side get the log of the mean over the others.
+  """
+  k = side.sum(axis=0)
+  if not k.any():
+    raise MemjaxError(
+        f"rmia: no example has an {name} reference model (ref_keep is all "
+        f"{name == 'OUT'}), so Pr_{name}(x) cannot be estimated. Pass the reference models' "
+        "real keep mask (True = trained on the example)"
+        + (", or balance_in_out=False." if name == "IN" else "."))
+  if not k.all():
+    warnings.warn(
+        f"rmia: {int((k == 0).sum())} of {len(k)} examples have no {name} reference model; "
+        "they use the mean over the other examples.", stacklevel=3)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    lp = scipy.special.logsumexp(np.where(side, log_p, -np.inf), axis=0) - np.log(k)
+  return _fill_log_mean_over_examples(lp[None], k[None] > 0)[0]
+
+
+def _balanced_log_mean(log_in: np.ndarray, log_out: np.ndarray) -> np.ndarray:
+  """log((exp(log_in) + exp(log_out)) / 2): the IN and OUT means weighted equally."""
+  return np.logaddexp(log_in, log_out) - math.log(2.0)
+
+
 def _fill_log_mean_over_examples(log_mean: np.ndarray, defined: np.ndarray) -> np.ndarray:
   """[T, N] log-means; undefined entries get log of the mean over defined examples in the row."""
   p = np.where(defined, np.exp(log_mean), 0.0)
   with np.errstate(divide="ignore", invalid="ignore"):
     fill = np.log(p.sum(axis=1, keepdims=True) / defined.sum(axis=1, keepdims=True))
   return np.where(defined, log_mean, fill)
+
+
+def _paired_model(paired, n: int, z: int):
+  """Validated (prob [N], keep [N], pop_prob [Z]) of the paired model (privacy_meter tuning)."""
+  if not isinstance(paired, (tuple, list)) or len(paired) != 3:
+    raise MemjaxError("rmia: paired must be a tuple (prob [N] or [N, A], keep [N] bool, "
+                      "pop_prob [Z] or [Z, A]) of the paired model; got "
+                      f"{type(paired).__name__}.")
+  prob = _mean_over_queries(
+      "paired[0]", _prob_array("paired[0]", paired[0], "[N] or [N, A]"), 1, "[N] or [N, A]")
+  pop = _mean_over_queries(
+      "paired[2]", _prob_array("paired[2]", paired[2], "[Z] or [Z, A]"), 1, "[Z] or [Z, A]")
+  keep = estimators.as_keep_mask(paired[1], (n,), name="paired[1]", shape_doc="[N]",
+                                 against="the candidates", integers=False)
+  if prob.shape != (n,) or pop.shape != (z,):
+    raise MemjaxError(f"rmia: paired has shapes {prob.shape}, {keep.shape}, {pop.shape}; it "
+                      f"needs [N] = ({n},), [N] and [Z] = ({z},) like the target's.")
+  if keep.all() or not keep.any():
+    raise MemjaxError("rmia: the paired model's keep mask must have members and non-members: "
+                      "tuning a scores the attack on it by ROC AUC.")
+  return prob, keep, pop
+
+
+# ml_privacy_meter's grid of the offline coefficient (tune_offline_a): 0, 0.1, ..., 1, as np.arange
+# makes them (0.30000000000000004 included).
+_PRIVACY_METER_A_GRID = np.arange(0, 1.1, 0.1)
+
+
+def _privacy_meter_out_mean(prob: np.ndarray, keep: np.ndarray | None, k: int) -> np.ndarray:
+  """ml_privacy_meter's get_rmia_out_signals + mean: [K] mean of the k largest of prob * ~keep
+  over the first 2k models of prob [R, K] (keep None: all OUT, as for the population).
+
+  The same numpy calls on the same [K, 2k] memory layout as its code, hence the same rounding.
+  """
+  x = np.ascontiguousarray(prob[:2 * k].T)
+  if keep is not None:
+    x = x * ~np.ascontiguousarray(keep[:2 * k].T)
+  return np.mean(-np.sort(-x, axis=1)[:, :k], axis=1)
+
+
+def _privacy_meter_scores(tq, out_x, tz, out_z, a) -> np.ndarray:
+  """ml_privacy_meter's run_rmia from the OUT means: [N] fraction of z with ratio_x / ratio_z > 1.
+
+  For floats u, v >= 0, fl(u / v) > 1 exactly when u > v (a quotient of two different floats
+  never rounds to 1) and a NaN ratio counts for nothing, so counting the ratio_z below each
+  ratio_x by binary search gives its [N, Z] comparison's result.
+  """
+  with np.errstate(divide="ignore", invalid="ignore"):
+    ratio_x = tq / ((1 + a) / 2 * out_x + (1 - a) / 2)
+    ratio_z = tz / ((1 + a) / 2 * out_z + (1 - a) / 2)
+  counts = _count_below(ratio_x[None], ratio_z[None])[0]
+  return np.where(np.isnan(ratio_x), 0, counts) / len(tz)
+
+
+def _privacy_meter_tune_a(paired, rq: np.ndarray, keep: np.ndarray, rz: np.ndarray) -> float:
+  """ml_privacy_meter's tune_offline_a: the grid's a of best AUC on the paired model (k = 1)."""
+  from sklearn import metrics  # its AUC (trapezoids), so that near-ties break the same way
+
+  prob, member, pop = paired
+  out_x, out_z = _privacy_meter_out_mean(rq, keep, 1), _privacy_meter_out_mean(rz, None, 1)
+  best_a, best_auc = 0.0, 0.0
+  for a in _PRIVACY_METER_A_GRID:
+    fpr, tpr, _ = metrics.roc_curve(member, _privacy_meter_scores(prob, out_x, pop, out_z, a))
+    auc = metrics.auc(fpr, tpr)
+    if auc > best_auc:
+      best_a, best_auc = a, auc
+  return best_a
+
+
+def _privacy_meter_rmia(tq, rq, keep, tz, rz, offline_a, paired) -> tuple[np.ndarray, float]:
+  """ml_privacy_meter's offline RMIA of one target from validated [N], [R, N], [Z], [R, Z]
+  float64 probabilities: ([N] scores, the a used)."""
+  a = _privacy_meter_tune_a(paired, rq, keep, rz) if offline_a == "tune" else offline_a
+  k = rq.shape[0] // 2
+  scores = _privacy_meter_scores(tq, _privacy_meter_out_mean(rq, keep, k), tz,
+                                 _privacy_meter_out_mean(rz, None, k), a)
+  return scores, float(a)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -669,16 +866,37 @@ def _loo_log_mean(log_p: np.ndarray, mask: np.ndarray | None, targets: np.ndarra
     return np.where(count > 0, total - np.log(count), np.nan)
 
 
+def _loo_side_log_mean(log_p: np.ndarray, side: np.ndarray, targets: np.ndarray) -> np.ndarray:
+  """:func:`_loo_log_mean` over one side's models [T, K], empty entries filled as rmia does."""
+  lp = _loo_log_mean(log_p, side, targets)
+  return _fill_log_mean_over_examples(lp, ~np.isnan(lp))
+
+
+def _loo_rmia_log_px(lq: np.ndarray, keep: np.ndarray, targets: np.ndarray,
+                     offline_a: float | None) -> np.ndarray:
+  """log Pr(x) [T, N] of each target from the other M - 1 models.
+
+  Online: rmia's balance_in_out, (Pr_IN(x) + Pr_OUT(x)) / 2, so that the target's own
+  membership (which removes one IN or one OUT model from its reference set) cannot shift it;
+  offline: the transform of the OUT mean.
+  """
+  if offline_a is not None:
+    return _rmia_log_denominator(_loo_side_log_mean(lq, ~keep, targets), offline_a)
+  return _balanced_log_mean(_loo_side_log_mean(lq, keep, targets),
+                            _loo_side_log_mean(lq, ~keep, targets))
+
+
 def _loo_rmia_scores(stats, keep, test_stats, targets, gamma, offline_a):
   """RMIA scores [T, N], each target against the other M - 1 models as reference models."""
   lq = _log_mean_query_prob(stats)  # [M, N]
   lqz = _log_mean_query_prob(test_stats)  # [M, Z]
-  if offline_a is None:
-    lpx = _loo_log_mean(lq, None, targets)
-  else:
-    lpx = _loo_log_mean(lq, ~keep, targets)
-    lpx = _fill_log_mean_over_examples(lpx, ~np.isnan(lpx))
-    lpx = _rmia_log_denominator(lpx, offline_a)
+  lpx = _loo_rmia_log_px(lq, keep, targets, offline_a)
+  bad = np.isnan(lpx).any(axis=1)
+  if bad.any():
+    raise MemjaxError(
+        f"rmia: target model(s) {targets[bad][:5].tolist()} leave no example with an "
+        f"{'OUT' if offline_a is not None else 'IN (or an OUT)'} reference model; use more "
+        "models or a balanced keep design.")
   lpz = _rmia_log_denominator(_loo_log_mean(lqz, None, targets), offline_a)
   ratio_x = _log_ratio(lq[targets], lpx)
   ratio_z = _log_ratio(lqz[targets], lpz)
@@ -688,6 +906,33 @@ def _loo_rmia_scores(stats, keep, test_stats, targets, gamma, offline_a):
     out[lo:lo + batch] = _rmia_from_log_ratios(ratio_x[lo:lo + batch], ratio_z[lo:lo + batch],
                                                gamma)
   return out
+
+
+def _paired_index(t: int, m: int) -> int:
+  """ml_privacy_meter's paired model of target t: t + 1 for even t, t - 1 for odd t (the last
+  model of an odd M, which has no partner, gets t - 1)."""
+  p = t + 1 if t % 2 == 0 else t - 1
+  return p if p < m else t - 1
+
+
+def _loo_rmia_privacy_meter_scores(stats, keep, test_stats, targets):
+  """ml_privacy_meter's RMIA of each target as its run_mia.py runs it: [T, N] scores, [T] a.
+
+  Target t is attacked with the first 2k of the models other than t and its paired model,
+  k = (M - 2) // 2, and a tuned on the paired model; a loop over targets.
+  """
+  m, n, _ = stats.shape
+  q = prob_from_statistic(stats).mean(axis=-1)  # [M, N], as rmia averages the queries
+  qz = prob_from_statistic(test_stats).mean(axis=-1)  # [M, Z]
+  k = (m - 2) // 2
+  scores, tuned = np.empty((len(targets), n)), np.empty(len(targets))
+  for j, t in enumerate(targets):
+    p = _paired_index(int(t), m)
+    refs = [i for i in range(m) if i not in (t, p)][:2 * k]
+    paired = _paired_model((q[p], keep[p], qz[p]), n, qz.shape[1])
+    scores[j], tuned[j] = _privacy_meter_rmia(q[t], q[refs], keep[refs], qz[t], qz[refs],
+                                              "tune", paired)
+  return scores, tuned
 
 
 # ----------------------------------------------------------------------------------------------
@@ -711,7 +956,8 @@ class AttackResult:
     fpr, tpr: the pooled ROC curve, thinned to <= 2,000 points (exact at log-spaced FPRs).
     num_members, num_nonmembers: pooled counts behind the curve.
     per_target: {"auc", "balanced_accuracy", "tpr@f", "num_members", "num_nonmembers"}: [T]
-      arrays, the same metrics for each target model on its own.
+      arrays, the same metrics for each target model on its own; "rmia_privacy_meter" adds
+      "offline_a", the a tuned for each target.
     per_example_auc: [N] float64, the per-example vulnerability: for example i, the AUC of
       telling the targets that trained on i from those that did not by the score of i,
       P(score_IN > score_OUT) + P(tie) / 2 over target models. 0.5 = indistinguishable,
@@ -746,7 +992,7 @@ class AttackResults:
     num_population: Z (population points for RMIA), or None.
     fprs: the FPR budgets of the tpr_at_fpr entries.
     timings: wall seconds per phase ("lira" = the shared fit and all LiRA variants, "rmia",
-      "rmia_offline", "loss", "metrics").
+      "rmia_offline", "rmia_privacy_meter", "loss", "metrics").
   """
 
   attacks: dict[str, AttackResult]
@@ -851,20 +1097,42 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   """Leave-one-model-out evaluation of membership inference attacks over an ensemble.
 
   Every model t in turn (the first ``max_targets`` models) is the target; the other M - 1
-  models are its shadow / reference models, and the members of t are {i : keep[t, i]}. Scores
-  equal calling the single-target functions on each target (tested), but are computed
-  vectorised across targets: per example and query, the M statistics are sorted once within
-  their IN and OUT groups, so removing the target's own value from a median is an O(1) index
-  shift and from a mean / variance an O(1) update (RMIA: exclusive prefix/suffix log-sum-exp
-  over models); targets are processed in batches that bound memory.
+  models are its shadow / reference models (but see "rmia_privacy_meter"), and the members of
+  t are {i : keep[t, i]}. Scores equal calling the single-target functions on each target
+  (tested), but are computed vectorised across targets: per example and query, the M
+  statistics are sorted once within their IN and OUT groups, so removing the target's own
+  value from a median is an O(1) index shift and from a mean / variance an O(1) update (RMIA:
+  exclusive prefix/suffix log-sum-exp over models); targets are processed in batches that
+  bound memory.
 
   Attacks (names; see :func:`lira`, :func:`rmia`, :func:`loss_attack` for the formulas):
     "lira_online", "lira_online_fixed": online LiRA, per-example / fixed variance.
     "lira_offline", "lira_offline_fixed": offline LiRA, the paper's one-sided test.
     "lira_offline_two_sided", "lira_offline_two_sided_fixed": the reference code's offline test.
-    "rmia": online RMIA with gamma = rmia_gamma; "rmia_offline": offline RMIA with
-      a = rmia_offline_a. Both need ``test_stats`` (the population); without it they are
-      skipped with a warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
+    "rmia": online RMIA with gamma = rmia_gamma and Pr(x) = (Pr_IN(x) + Pr_OUT(x)) / 2, the
+      means over the target's IN and OUT reference models weighted equally (:func:`rmia` with
+      ``balance_in_out=True``), not the pooled mean over all M - 1 (rmia's default, and this
+      evaluation's until it changed; its RMIA figures were higher). The pooled mean is biased
+      here: a member of the target leaves one IN model fewer among the references, which
+      lowers Pr(x) and raises the member's score (a non-member, one OUT model fewer), so the
+      target's own membership leaked into its score. Equal weights give Pr(x) the same
+      expectation whatever the target's membership. (LiRA's leave-one-out fits already keep
+      IN and OUT apart.)
+    "rmia_offline": offline RMIA with a = rmia_offline_a (OUT reference models only: no such
+      bias).
+    "rmia_privacy_meter": ml_privacy_meter's offline RMIA (:func:`rmia` with
+      ``variant="privacy_meter"``, ``offline_a="tune"``) as its run_mia.py runs it: target t's
+      paired model is t + 1 for even t and t - 1 for odd t (the last model of an odd M: t - 1),
+      its reference models the first 2k of the other M - 2 models, k = (M - 2) // 2, and a is
+      tuned per target on the paired model (the values: per_target["offline_a"]); gamma = 1
+      (rmia_gamma does not apply). Needs M >= 4; not among the defaults. A loop over targets.
+      Meaningful only on ml_privacy_meter's design, models 2j and 2j + 1 trained on
+      complementary halves (:func:`memjax.proxies.complementary_halves`), where every example
+      is OUT for exactly k of the reference models; with any other keep mask (a warning says
+      so) the k largest OUT-masked probabilities mix in zeros or drop OUT models depending on
+      the target's own membership, and the figures are biased, possibly below chance.
+    The RMIA attacks need ``test_stats`` (the population); without it they are skipped with a
+    warning. Pr(x | theta) is the mean over queries of sigmoid(stat).
     "loss": the loss threshold on the first query, loss = softplus(-stat[..., 0]).
 
   Args:
@@ -877,7 +1145,7 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
     max_targets: use only the first max_targets models as targets (all models still serve as
       shadows of the others); None = all M.
     fprs: FPR budgets for the TPR-at-FPR metrics.
-    rmia_gamma: RMIA's likelihood-ratio threshold gamma.
+    rmia_gamma: RMIA's likelihood-ratio threshold gamma ("rmia", "rmia_offline").
     rmia_offline_a: RMIA's offline coefficient a (only for "rmia_offline").
     return_scores: keep every attack's [T, N] scores (float64) in the results.
 
@@ -914,6 +1182,9 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   if not 1 <= int(max_targets) <= m:
     raise MemjaxError(f"max_targets must be in [1, {m}]; got {max_targets}.")
   _check_gamma_a(rmia_gamma, rmia_offline_a)
+  if "rmia_privacy_meter" in attacks and m < 4:
+    raise MemjaxError(f"rmia_privacy_meter needs at least 4 models (a target, its paired model "
+                      f"and 2 reference models); got {m}. Train more models.")
   targets = np.arange(int(max_targets))
   members = keep[targets]
   timings: dict[str, float] = {}
@@ -926,6 +1197,20 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
       t0 = time.perf_counter()
       scores[name] = _loo_rmia_scores(stats, keep, test_stats, targets, rmia_gamma, a)
       timings[name] = time.perf_counter() - t0
+  if "rmia_privacy_meter" in attacks:
+    if m % 2 or not np.array_equal(keep[0::2], ~keep[1::2]):
+      warnings.warn(
+          "evaluate_attacks: rmia_privacy_meter assumes ml_privacy_meter's design, models 2j and "
+          "2j + 1 trained on complementary halves, and this keep mask is not one. Its Pr_OUT(x), "
+          "the mean of the k largest OUT-masked reference probabilities, then depends on how "
+          "many reference models are OUT for x, which here depends on the target's own "
+          "membership: the figures are biased (even below chance). To compare with "
+          "ml_privacy_meter, train with keep=memjax.proxies.complementary_halves(M, N).",
+          stacklevel=2)
+    t0 = time.perf_counter()
+    scores["rmia_privacy_meter"], tuned_a = _loo_rmia_privacy_meter_scores(
+        stats, keep, test_stats, targets)
+    timings["rmia_privacy_meter"] = time.perf_counter() - t0
   if "loss" in attacks:
     t0 = time.perf_counter()
     scores["loss"] = loss_attack(loss_from_statistic(stats[targets, :, 0]))
@@ -935,6 +1220,8 @@ def evaluate_attacks(train_stats, keep, *, test_stats=None,
   for name in attacks:
     sec = timings["lira"] if name in LIRA_VARIANTS else timings[name]
     results[name] = _summarise(name, scores[name], members, tuple(fprs), sec, return_scores)
+  if "rmia_privacy_meter" in results:
+    results["rmia_privacy_meter"].per_target["offline_a"] = tuned_a
   timings["metrics"] = time.perf_counter() - t0
   return AttackResults(
       attacks=results, targets=targets, num_models=m, num_examples=n,

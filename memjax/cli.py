@@ -67,7 +67,8 @@ def _add_attack_parser(sub) -> None:
   from memjax.attacks import ATTACKS, DEFAULT_ATTACKS
   p = sub.add_parser("attack", help="membership-inference audit of a finished run",
                      description="Every model in turn is the target, the others its shadow "
-                     "models: LiRA (online/offline, fixed variance), RMIA and the loss "
+                     "models: LiRA (online/offline, fixed variance), RMIA (the paper's; "
+                     "ml_privacy_meter's with --attacks ...,rmia_privacy_meter) and the loss "
                      "threshold. Writes DIR/attacks.json, DIR/roc.png and per-example "
                      "mia_auc_* columns in DIR/scores.csv.")
   p.add_argument("dir", help="run directory")

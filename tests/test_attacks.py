@@ -1,5 +1,6 @@
 """Tests of memjax.attacks: against plain numpy loops, against the published reference
-implementation (tensorflow_privacy's advanced_mia), and on data whose answer is known."""
+implementations (tensorflow_privacy's advanced_mia; ml_privacy_meter's RMIA, re-typed), and on
+data whose answer is known."""
 
 import json
 import math
@@ -225,12 +226,14 @@ def test_lira_warns_and_rejects_bad_input():
 # ----------------------------------------------------------------------------------------------
 
 
-def _slow_rmia(tq, rq, rkeep, tz, rz, gamma, a):
+def _slow_rmia(tq, rq, rkeep, tz, rz, gamma, a, balance=False):
   """Literal double loop over x and z of the paper's definition (probabilities [N], [R, N],
   [Z], [R, Z], linear space)."""
   scores = np.empty(len(tq))
   for i in range(len(tq)):
-    if a is None:
+    if a is None and balance:
+      px = (rq[rkeep[:, i], i].mean() + rq[~rkeep[:, i], i].mean()) / 2
+    elif a is None:
       px = rq[:, i].mean()
     else:
       px = (1 + a) / 2 * rq[~rkeep[:, i], i].mean() + (1 - a) / 2
@@ -258,6 +261,28 @@ def test_rmia_matches_slow_loop(gamma, a):
   np.testing.assert_array_equal(got, want)
 
 
+def test_rmia_balance_in_out_matches_slow_loop():
+  rng = np.random.default_rng(5)
+  r, n, z = 12, 30, 25
+  rkeep = rng.random((r, n)) < 0.3
+  rkeep[:, 1] = True
+  rkeep[0, 1] = False  # a single OUT reference model
+  rq, tq = rng.uniform(0.01, 1, size=(r, n)), rng.uniform(0.01, 1, size=n)
+  rz, tz = rng.uniform(0.01, 1, size=(r, z)), rng.uniform(0.01, 1, size=z)
+  for g in (1.0, 1.7):
+    got = attacks.rmia(tq, rq, rkeep, tz, rz, gamma=g, balance_in_out=True)
+    want = _slow_rmia(tq, rq, rkeep, tz, rz, g, None, balance=True)
+    np.testing.assert_array_equal(got, want)
+  rkeep[:, 0] = True  # no OUT reference model: the mean over the other examples' OUT means
+  with pytest.warns(UserWarning, match="1 of 30 examples have no OUT"):
+    got = attacks.rmia(tq, rq, rkeep, tz, rz, balance_in_out=True)
+  assert np.isfinite(got).all()
+  # With every example IN for exactly half of the reference models, balanced = pooled.
+  half = _balanced_keep(r, n, rng)
+  np.testing.assert_array_equal(attacks.rmia(tq, rq, half, tz, rz, balance_in_out=True),
+                                attacks.rmia(tq, rq, None, tz, rz))
+
+
 def test_rmia_bad_input():
   p = np.full((3, 4), 0.5)
   with pytest.raises(MemjaxError, match="probabilities"):
@@ -268,6 +293,181 @@ def test_rmia_bad_input():
     attacks.rmia(np.full(4, 0.5), p, None, np.full(5, 0.5), np.full((2, 5), 0.5))
   with pytest.raises(MemjaxError, match="offline_a"):
     attacks.rmia(np.full(4, 0.5), p, p > 1, np.full(5, 0.5), np.full((3, 5), 0.5), offline_a=2.0)
+  with pytest.raises(MemjaxError, match="needs ref_keep"):
+    attacks.rmia(np.full(4, 0.5), p, None, np.full(5, 0.5), np.full((3, 5), 0.5),
+                 balance_in_out=True)
+  with pytest.raises(MemjaxError, match="OUT models only"):
+    attacks.rmia(np.full(4, 0.5), p, p > 1, np.full(5, 0.5), np.full((3, 5), 0.5),
+                 offline_a=0.3, balance_in_out=True)
+  with pytest.raises(MemjaxError, match="no example has an IN reference model"):
+    attacks.rmia(np.full(4, 0.5), p, p > 1, np.full(5, 0.5), np.full((3, 5), 0.5),
+                 balance_in_out=True)
+
+
+# ml_privacy_meter's offline RMIA, re-typed (logging dropped, 2-space indents) from
+# github.com/privacytrustlab/ml_privacy_meter at commit e384af8fd9319b8eeb1303aa82474df1441e3c59,
+# attacks.py: get_rmia_out_signals (lines 7-39), tune_offline_a (42-88), run_rmia (91-138); and
+# audit.py audit_models (lines 176-194), which runs them per target for run_mia.py. Layout as
+# there: all_signals [N, M], all_memberships [N, M] (audit.py transposes the [M, N] mask),
+# population_signals [Z, M]; models come in pairs 2j, 2j + 1.
+
+
+def _pm_get_rmia_out_signals(all_signals, all_memberships, target_model_idx,
+                             num_reference_models):
+  paired_model_idx = (
+      target_model_idx + 1 if target_model_idx % 2 == 0 else target_model_idx - 1
+  )
+  # Add non-target and non-paired model indices
+  columns = [
+      i
+      for i in range(all_signals.shape[1])
+      if i != target_model_idx and i != paired_model_idx
+  ][: 2 * num_reference_models]
+  selected_signals = all_signals[:, columns]
+  non_members = ~all_memberships[:, columns]
+  out_signals = selected_signals * non_members
+  # Sort the signals such that only the non-zero signals (out signals) are kept
+  out_signals = -np.sort(-out_signals, axis=1)[:, :num_reference_models]
+  return out_signals
+
+
+def _pm_tune_offline_a(target_model_idx, all_signals, population_signals, all_memberships):
+  from sklearn.metrics import auc, roc_curve
+  paired_model_idx = (
+      target_model_idx + 1 if target_model_idx % 2 == 0 else target_model_idx - 1
+  )
+  paired_memberships = all_memberships[:, paired_model_idx]
+  offline_a = 0.0
+  max_auc = 0
+  for test_a in np.arange(0, 1.1, 0.1):
+    mia_scores = _pm_run_rmia(
+        paired_model_idx,
+        all_signals,
+        population_signals,
+        all_memberships,
+        1,
+        test_a,
+    )
+    fpr_list, tpr_list, _ = roc_curve(
+        paired_memberships.ravel(), mia_scores.ravel()
+    )
+    roc_auc = auc(fpr_list, tpr_list)
+    if roc_auc > max_auc:
+      max_auc = roc_auc
+      offline_a = test_a
+  return offline_a
+
+
+def _pm_run_rmia(target_model_idx, all_signals, population_signals, all_memberships,
+                 num_reference_models, offline_a):
+  target_signals = all_signals[:, target_model_idx]
+  out_signals = _pm_get_rmia_out_signals(
+      all_signals, all_memberships, target_model_idx, num_reference_models
+  )
+  mean_out_x = np.mean(out_signals, axis=1)
+  mean_x = (1 + offline_a) / 2 * mean_out_x + (1 - offline_a) / 2
+  prob_ratio_x = target_signals.ravel() / mean_x
+
+  z_signals = population_signals[:, target_model_idx]
+  population_memberships = np.zeros_like(population_signals).astype(
+      bool
+  )  # All population data are OUT for all models
+  z_out_signals = _pm_get_rmia_out_signals(
+      population_signals,
+      population_memberships,
+      target_model_idx,
+      num_reference_models,
+  )
+  mean_out_z = np.mean(z_out_signals, axis=1)
+  mean_z = (1 + offline_a) / 2 * mean_out_z + (1 - offline_a) / 2
+  prob_ratio_z = z_signals.ravel() / mean_z
+
+  ratios = prob_ratio_x[:, np.newaxis] / prob_ratio_z
+  counts = np.average(ratios > 1.0, axis=1)
+
+  return counts
+
+
+def _pm_audit_one_target(target_model_idx, all_signals, population_signals, all_memberships,
+                         num_reference_models):
+  offline_a = _pm_tune_offline_a(target_model_idx, all_signals, population_signals,
+                                 all_memberships)
+  return _pm_run_rmia(target_model_idx, all_signals, population_signals, all_memberships,
+                      num_reference_models, offline_a), offline_a
+
+
+def _pm_problem(m, n, z, design, seed, decimals=None):
+  """Probabilities [N, M], memberships [N, M] and population [Z, M] in ml_privacy_meter's
+  layout; "pairs": its design (models 2j and 2j + 1 on complementary halves), "bernoulli": any
+  mix of IN and OUT (example 0 IN for every model); decimals: round, to make ties."""
+  rng = np.random.default_rng(seed)
+  if design == "pairs":
+    half = rng.random((m // 2, n)) < 0.5
+    keep = np.stack([half, ~half], axis=1).reshape(m, n)
+  else:
+    keep = rng.random((m, n)) < 0.5
+    keep[:, 0] = True
+  base = rng.normal(0, 1.5, size=(1, n))
+  signals = scipy.special.expit(base + 1.5 * keep + 0.7 * rng.normal(size=(m, n)))
+  pop = scipy.special.expit(rng.normal(0, 1.5, size=(1, z)) + 0.7 * rng.normal(size=(m, z)))
+  if decimals is not None:
+    signals, pop = np.round(signals, decimals), np.round(pop, decimals)
+  return signals.T.copy(), keep.T.copy(), pop.T.copy()
+
+
+@pytest.mark.parametrize("design,decimals", [("pairs", None), ("pairs", 2), ("bernoulli", None),
+                                             ("bernoulli", 1)])
+def test_rmia_privacy_meter_matches_retyped_reference(design, decimals):
+  m, n, z = 10, 80, 50
+  all_signals, all_memberships, population_signals = _pm_problem(m, n, z, design, seed=3,
+                                                                 decimals=decimals)
+  worst = 0.0
+  for t in (0, 3, 6):
+    p = t + 1 if t % 2 == 0 else t - 1
+    for k in (1, 2, 4):
+      with np.errstate(divide="ignore", invalid="ignore"):
+        want, want_a = _pm_audit_one_target(t, all_signals, population_signals, all_memberships,
+                                            k)
+      refs = [i for i in range(m) if i not in (t, p)][:2 * k]
+      args = (all_signals[:, t], all_signals[:, refs].T, all_memberships[:, refs].T,
+              population_signals[:, t], population_signals[:, refs].T)
+      paired = (all_signals[:, p], all_memberships[:, p], population_signals[:, p])
+      got = attacks.rmia(*args, variant="privacy_meter", offline_a="tune", paired=paired)
+      worst = max(worst, float(np.max(np.abs(got - want))))
+      _, got_a = attacks._privacy_meter_rmia(*[np.asarray(v, np.float64) for v in args[:2]],
+                                             args[2], *args[3:], "tune", paired)
+      assert got_a == want_a
+      with np.errstate(divide="ignore", invalid="ignore"):
+        fixed = _pm_run_rmia(t, all_signals, population_signals, all_memberships, k, 0.3)
+      np.testing.assert_array_equal(
+          attacks.rmia(*args, variant="privacy_meter", offline_a=0.3), fixed)
+  assert worst <= 1e-9
+
+
+def test_rmia_privacy_meter_bad_input():
+  r = np.full((4, 6), 0.5)
+  keep = np.zeros((4, 6), bool)
+  args = (np.full(6, 0.5), r, keep, np.full(5, 0.5), np.full((4, 5), 0.5))
+  paired = (np.full(6, 0.5), np.arange(6) < 3, np.full(5, 0.5))
+  for kwargs, match in [
+      (dict(variant="lira"), "unknown variant"),
+      (dict(variant="privacy_meter"), "offline only"),
+      (dict(variant="privacy_meter", offline_a="tune"), "paired"),
+      (dict(variant="privacy_meter", offline_a=0.3, paired=paired), "paired"),
+      (dict(offline_a="tune", paired=paired), "variant='privacy_meter'"),
+      (dict(variant="privacy_meter", offline_a=0.3, gamma=2.0), "gamma = 1"),
+      (dict(variant="privacy_meter", offline_a=1.5), "offline_a"),
+      (dict(variant="privacy_meter", offline_a="tune", paired=paired[:2]), "tuple"),
+      (dict(variant="privacy_meter", offline_a="tune", paired=(paired[0], paired[1] > 1,
+                                                               paired[2])), "members and non"),
+      (dict(variant="privacy_meter", offline_a="tune", paired=(paired[0][:5], paired[1],
+                                                               paired[2])), "paired"),
+  ]:
+    with pytest.raises(MemjaxError, match=match):
+      attacks.rmia(*args, **kwargs)
+  with pytest.raises(MemjaxError, match="at least 2"):
+    attacks.rmia(args[0], r[:1], keep[:1], args[3], args[4][:1], variant="privacy_meter",
+                 offline_a=0.3)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,13 +486,23 @@ def _naive_loo(stats, keep, test_stats, name, gamma=1.0, offline_a=0.3):
         warnings.simplefilter("ignore")
         out.append(attacks.lira(stats[t], sh, sk, online=online, fix_variance=fix_variance,
                                 one_sided=one_sided))
+    elif name == "rmia_privacy_meter":
+      p = attacks.prob_from_statistic
+      m = stats.shape[0]
+      pair = t + 1 if t % 2 == 0 and t + 1 < m else t - 1
+      refs = [i for i in range(m) if i not in (t, pair)][:2 * ((m - 2) // 2)]
+      out.append(attacks.rmia(
+          p(stats[t]), p(stats[refs]), keep[refs], p(test_stats[t]), p(test_stats[refs]),
+          variant="privacy_meter", offline_a="tune",
+          paired=(p(stats[pair]), keep[pair], p(test_stats[pair]))))
     elif name.startswith("rmia"):
       p = attacks.prob_from_statistic
       with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out.append(attacks.rmia(p(stats[t]), p(sh), sk, p(test_stats[t]),
                                 p(np.delete(test_stats, t, 0)), gamma=gamma,
-                                offline_a=offline_a if name == "rmia_offline" else None))
+                                offline_a=offline_a if name == "rmia_offline" else None,
+                                balance_in_out=name == "rmia"))
     else:
       out.append(attacks.loss_attack(attacks.loss_from_statistic(stats[t, :, 0])))
   return np.stack(out)
@@ -310,12 +520,50 @@ def test_evaluate_attacks_equals_naive_per_target_loop(quantised):
     stats = np.round(stats)
   stats = stats.astype(np.float32)
   test_stats = np.random.default_rng(7).normal(0, 2, size=(9, 20, 2)).astype(np.float32)
-  res = attacks.evaluate_attacks(stats, keep, test_stats=test_stats, attacks=attacks.ATTACKS,
-                                 return_scores=True, rmia_gamma=1.3)
+  with pytest.warns(UserWarning, match="complementary halves"):
+    res = attacks.evaluate_attacks(stats, keep, test_stats=test_stats, attacks=attacks.ATTACKS,
+                                   return_scores=True, rmia_gamma=1.3)
   for name in attacks.ATTACKS:
     want = _naive_loo(stats.astype(np.float64), keep, test_stats.astype(np.float64), name,
                       gamma=1.3)
     np.testing.assert_allclose(res[name].scores, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def test_evaluate_attacks_privacy_meter_is_its_audit_of_every_target(tmp_path):
+  """evaluate_attacks' "rmia_privacy_meter" on ml_privacy_meter's pair design equals its
+  audit_models (re-typed above) of each target with num_ref_models = (M - 2) / 2."""
+  m, n, z = 10, 60, 40
+  all_signals, all_memberships, population_signals = _pm_problem(m, n, z, "pairs", seed=4)
+  stats = scipy.special.logit(all_signals.T)[..., None]
+  test = scipy.special.logit(population_signals.T)[..., None]
+  prob = attacks.prob_from_statistic(stats[..., 0]).T  # the probabilities memjax attacks
+  pop = attacks.prob_from_statistic(test[..., 0]).T
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # its design: no warning
+    res = attacks.evaluate_attacks(stats, all_memberships.T, test_stats=test,
+                                   return_scores=True, attacks=("rmia_privacy_meter", "rmia"))
+  r = res["rmia_privacy_meter"]
+  for t in range(m):
+    want, want_a = _pm_audit_one_target(t, prob, pop, all_memberships, (m - 2) // 2)
+    np.testing.assert_array_equal(r.scores[t], want)
+    assert r.per_target["offline_a"][t] == want_a
+  assert len(set(r.per_target["offline_a"].tolist())) > 1  # tuned per target
+  saved = json.loads(res.to_json(str(tmp_path / "a.json")))
+  assert saved["attacks"]["rmia_privacy_meter"]["per_target"]["offline_a"] == (
+      r.per_target["offline_a"].tolist())
+  assert not np.array_equal(r.scores, res["rmia"].scores)
+  with pytest.raises(MemjaxError, match="at least 4 models"):
+    attacks.evaluate_attacks(stats[:3], all_memberships.T[:3], test_stats=test[:3],
+                             attacks=("rmia_privacy_meter",))
+  # Another design, each example OUT for 5 of the 10 models, and no signal at all (p = 0.5).
+  # Of its 2k = 8 reference models, a member of the target has 4 or 5 OUT, a non-member 3 or 4:
+  # the mean of the k = 4 largest OUT-masked probabilities pads some non-members with a zero,
+  # which lowers their Pr(x) and raises their score: below chance.
+  keep = _balanced_keep(m, n, np.random.default_rng(1))
+  with pytest.warns(UserWarning, match="complementary halves"):
+    res = attacks.evaluate_attacks(np.zeros((m, n, 1)), keep, test_stats=test,
+                                   attacks=("rmia_privacy_meter",))
+  assert res["rmia_privacy_meter"].auc < 0.45
 
 
 def test_evaluate_attacks_loo_float64_exact():
@@ -331,6 +579,35 @@ def test_evaluate_attacks_loo_float64_exact():
     got = attacks._loo_rmia_scores(stats, keep, test_stats, targets, 1.0, a)
     want = _naive_loo(stats, keep, test_stats, "rmia" if a is None else "rmia_offline")
     np.testing.assert_array_equal(got, want)
+
+
+def test_evaluate_attacks_rmia_reference_mean_ignores_target_membership():
+  """Leave-one-model-out, a member of the target has one IN reference model fewer than a
+  non-member. Here the target (model 0) gives p = 0.5 to every example, so its output carries
+  no membership signal, and the other models p = 0.9 to their members and 0.1 to the rest.
+  The pooled reference mean of a member of model 0, (3 * 0.9 + 4 * 0.1) / 7, is below a
+  non-member's, (4 * 0.9 + 3 * 0.1) / 7: the former pooled RMIA told them apart perfectly from
+  the reference set alone. The equal-weighted mean is (0.9 + 0.1) / 2 for all: chance."""
+  rng = np.random.default_rng(0)
+  m, n, z = 8, 40, 30
+  keep = _balanced_keep(m, n, rng)  # every example IN for 4 of the 8 models
+  p = np.where(keep, 0.9, 0.1)
+  p[0] = 0.5
+  stats = scipy.special.logit(p)[..., None]
+  test = np.zeros((m, z, 1))
+  test[0, :, 0] = scipy.special.logit(rng.uniform(0.2, 0.8, z))
+  members = keep[0]
+  lq, target = np.log(p), np.array([0])
+  pooled = np.exp(attacks._loo_log_mean(lq, None, target))[0]
+  np.testing.assert_allclose(pooled[members], 3.1 / 7)
+  np.testing.assert_allclose(pooled[~members], 3.9 / 7)
+  np.testing.assert_allclose(np.exp(attacks._loo_rmia_log_px(lq, keep, target, None)), 0.5)
+  pr = attacks.prob_from_statistic
+  former = attacks.rmia(pr(stats[0]), pr(stats[1:]), None, pr(test[0]), pr(test[1:]))
+  assert former[members].min() > former[~members].max()  # AUC 1 without any signal
+  res = attacks.evaluate_attacks(stats, keep, test_stats=test, attacks=("rmia",),
+                                 max_targets=1, return_scores=True)
+  assert np.unique(res["rmia"].scores).size == 1 and res["rmia"].auc == 0.5
 
 
 def _shifted_problem(m, n, shift, noise=1.0, seed=0, n_test=200):
