@@ -206,8 +206,9 @@ def _add_study_parser(sub) -> None:
   p.add_argument("--models", type=int, help="models per ensemble (overrides the scale)")
   p.add_argument("--epochs", type=int, help="epochs (overrides the scale and a family's own "
                  "recipe, e.g. the vit's)")
-  p.add_argument("--keep-ratio", type=float, help="fraction of the training set each model "
-                 "trains on (default: the preset's, 0.5; the paper uses 0.7)")
+  p.add_argument("--keep-ratio", type=float, default=studies.PAPER_KEEP_RATIO,
+                 help="fraction of the training set each model trains on (default "
+                 f"{studies.PAPER_KEEP_RATIO}, Feldman & Zhang's and the paper's)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", help="output directory (default studies/NAME-DATA-TIMESTAMP); the "
                  "ensembles are saved in OUT/runs, and running again with the same --out "
@@ -227,12 +228,10 @@ def cmd_study(args) -> int:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
   root = args.out or os.path.join(
       "studies", f"{args.name}-{spec_slug(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
-  config = PRESETS[args.preset]
-  if args.keep_ratio is not None:
-    config = config.replace(keep_ratio=args.keep_ratio)
   settings = studies.StudySettings(
       data=args.data, scale=args.scale, models=args.models, epochs=args.epochs, seed=args.seed,
-      config=config, progress=args.progress, log=lambda line: print(line, flush=True))
+      config=PRESETS[args.preset], keep_ratio=args.keep_ratio, progress=args.progress,
+      log=lambda line: print(line, flush=True))
   dataset = settings.dataset()
   results = {}
   for name in names:
@@ -246,8 +245,8 @@ def cmd_study(args) -> int:
     print(f"  wrote {out}/table.csv, table.md, headline.json, study.json, plot.png "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
   if len(names) > 1:
-    table = studies.claims_table(studies.check_claims(results),
-                                 f"this run ({args.scale}, {dataset.name})")
+    table = studies.claims_table(studies.check_claims(results), f"this run ({args.scale}, "
+                                 f"{dataset.name}, {settings.ratio_text()})")
     with open(os.path.join(root, "claims.md"), "w") as f:
       f.write(f"# Back to Fundamentals: the claims, checked ({args.scale}, {dataset.name})\n\n"
               f"{table}\n")

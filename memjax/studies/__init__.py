@@ -19,7 +19,7 @@ study                             question (paper section)
 :func:`check_claims` compares their headline figures with the paper's claims.
 
 Every study takes the same settings (:class:`StudySettings`: data, scale, models, epochs, seed,
-config, threshold, progress, log, cache) as keyword arguments, plus its own options (which
+config, threshold, keep_ratio (0.7, the paper's, by default), progress, log, cache) as keyword arguments, plus its own options (which
 families, which fractions). Scales (:data:`SCALES`): ``"small"`` trains a handful of tiny models
 for seconds (tests, pass a small dataset); ``"default"`` is the report's setting on the embedded
 digits, minutes on a 2-core CPU; ``"large"`` is meant for accelerators and larger ``data`` (e.g.
@@ -68,7 +68,7 @@ from memjax.studies.natural_vs_artificial import (GROUP_NAMES, NATURAL,  # noqa:
 from memjax.studies.result import Study, StudyResult  # noqa: F401
 from memjax.studies.scales import (IMAGE_MODELS, SCALES, Arch, Scale,  # noqa: F401
                                    arch_label)
-from memjax.studies.settings import THRESHOLD, StudySettings  # noqa: F401
+from memjax.studies.settings import PAPER_KEEP_RATIO, THRESHOLD, StudySettings  # noqa: F401
 from memjax.studies.transient import STUDY as _TRANSIENT
 from memjax.studies.transient import transient  # noqa: F401
 
