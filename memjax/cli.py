@@ -5,6 +5,7 @@
     memjax run --resume runs/c10                # continue a killed run
     memjax run --resume runs/c10 --models 512   # grow it: trains only the new models
     memjax scores runs/c10                      # print the summary again
+    memjax plan runs/c10 --half-width 0.05      # how many models for +-0.05 at the threshold
     memjax attack runs/c10                      # LiRA / RMIA / loss audit, ROC plot
     memjax report runs/c10                      # self-contained HTML report
     memjax study model_size                     # a study of the seed papers (or `all`)
@@ -182,6 +183,13 @@ def _print_audit(directory: str, **kwargs) -> None:
         "scores.csv")
 
 
+def cmd_plan(args) -> int:
+  """``memjax plan DIR``: how many models give the wanted interval half-width at the threshold."""
+  from memjax import planning
+  print(planning.plan(args.dir, half_width=args.half_width, level=args.level).text(args.dir))
+  return 0
+
+
 def cmd_scores(args) -> int:
   from memjax import runner
   run = runner.Run.load(args.dir)
@@ -281,12 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("scores", help="print the summary of a finished run")
   p.add_argument("dir", help="run directory")
   p.add_argument("--top", type=int, default=10)
+  p = sub.add_parser("plan", help="how many models a run needs for a given interval width",
+                     description="From a pilot run: the number of models whose memorization "
+                     "intervals have half-width --half-width at the threshold 0.25.")
+  p.add_argument("dir", help="the pilot run's directory")
+  p.add_argument("--half-width", type=float, default=0.05,
+                 help="wanted half-width of the interval at the threshold (default 0.05)")
+  p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
   report.add_report_parser(sub)
   _add_study_parser(sub)
   return parser
 
 
-COMMANDS = {"run": cmd_run, "scores": cmd_scores, "attack": cmd_attack,
+COMMANDS = {"run": cmd_run, "scores": cmd_scores, "plan": cmd_plan, "attack": cmd_attack,
             "report": report.cmd_report, "study": cmd_study}
 
 
