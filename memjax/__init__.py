@@ -14,6 +14,7 @@ from memjax.config import PRESETS, TrainConfig
 from memjax.data import Dataset, from_arrays, load
 from memjax.design import Design
 from memjax.errors import MemjaxError
+from memjax.planning import plan
 from memjax.estimators import (confidence_interval, count_memorized, cscore, cscore_se,
                                influence, memorization, memorization_ci, memorization_se)
 from memjax.records import Records
@@ -27,7 +28,7 @@ __all__ = [
     "dynamics", "example_gradients", "measures", "models", "proxies", "report", "roc", "studies",
     # training and data
     "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "Records", "Run",
-    "train", "MemjaxError",
+    "train", "plan", "MemjaxError",
     # estimators
     "confidence_interval", "count_memorized", "cscore", "cscore_se", "influence", "memorization",
     "memorization_ci", "memorization_se",

@@ -5,6 +5,7 @@
     memjax run --resume runs/c10                # continue a killed run
     memjax run --resume runs/c10 --models 512   # grow it: trains only the new models
     memjax scores runs/c10                      # print the summary again
+    memjax plan runs/c10 --half-width 0.05      # how many models for +-0.05 at the threshold
     memjax attack runs/c10                      # LiRA / RMIA / loss audit, ROC plot
     memjax report runs/c10                      # self-contained HTML report
     memjax study model_size                     # a study of the seed papers (or `all`)
@@ -183,6 +184,13 @@ def _print_audit(directory: str, **kwargs) -> None:
         "scores.csv")
 
 
+def cmd_plan(args) -> int:
+  """``memjax plan DIR``: how many models give the wanted interval half-width at the threshold."""
+  from memjax import planning
+  print(planning.plan(args.dir, half_width=args.half_width, level=args.level).text(args.dir))
+  return 0
+
+
 def cmd_scores(args) -> int:
   from memjax import runner
   run = runner.Run.load(args.dir)
@@ -207,8 +215,9 @@ def _add_study_parser(sub) -> None:
   p.add_argument("--models", type=int, help="models per ensemble (overrides the scale)")
   p.add_argument("--epochs", type=int, help="epochs (overrides the scale and a family's own "
                  "recipe, e.g. the vit's)")
-  p.add_argument("--keep-ratio", type=float, help="fraction of the training set each model "
-                 "trains on (default: the preset's, 0.5; the paper uses 0.7)")
+  p.add_argument("--keep-ratio", type=float, default=studies.PAPER_KEEP_RATIO,
+                 help="fraction of the training set each model trains on (default "
+                 f"{studies.PAPER_KEEP_RATIO}, Feldman & Zhang's and the paper's)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", help="output directory (default studies/NAME-DATA-TIMESTAMP); the "
                  "ensembles are saved in OUT/runs, and running again with the same --out "
@@ -228,12 +237,10 @@ def cmd_study(args) -> int:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
   root = args.out or os.path.join(
       "studies", f"{args.name}-{spec_slug(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
-  config = PRESETS[args.preset]
-  if args.keep_ratio is not None:
-    config = config.replace(keep_ratio=args.keep_ratio)
   settings = studies.StudySettings(
       data=args.data, scale=args.scale, models=args.models, epochs=args.epochs, seed=args.seed,
-      config=config, progress=args.progress, log=lambda line: print(line, flush=True))
+      config=PRESETS[args.preset], keep_ratio=args.keep_ratio, progress=args.progress,
+      log=lambda line: print(line, flush=True))
   dataset = settings.dataset()
   results = {}
   for name in names:
@@ -247,8 +254,8 @@ def cmd_study(args) -> int:
     print(f"  wrote {out}/table.csv, table.md, headline.json, study.json, plot.png "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
   if len(names) > 1:
-    table = studies.claims_table(studies.check_claims(results),
-                                 f"this run ({args.scale}, {dataset.name})")
+    table = studies.claims_table(studies.check_claims(results), f"this run ({args.scale}, "
+                                 f"{dataset.name}, {settings.ratio_text()})")
     with open(os.path.join(root, "claims.md"), "w") as f:
       f.write(f"# Back to Fundamentals: the claims, checked ({args.scale}, {dataset.name})\n\n"
               f"{table}\n")
@@ -283,12 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("scores", help="print the summary of a finished run")
   p.add_argument("dir", help="run directory")
   p.add_argument("--top", type=int, default=10)
+  p = sub.add_parser("plan", help="how many models a run needs for a given interval width",
+                     description="From a pilot run: the number of models whose memorization "
+                     "intervals have half-width --half-width at the threshold 0.25.")
+  p.add_argument("dir", help="the pilot run's directory")
+  p.add_argument("--half-width", type=float, default=0.05,
+                 help="wanted half-width of the interval at the threshold (default 0.05)")
+  p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
   report.add_report_parser(sub)
   _add_study_parser(sub)
   return parser
 
 
-COMMANDS = {"run": cmd_run, "scores": cmd_scores, "attack": cmd_attack,
+COMMANDS = {"run": cmd_run, "scores": cmd_scores, "plan": cmd_plan, "attack": cmd_attack,
             "report": report.cmd_report, "study": cmd_study}
 
 

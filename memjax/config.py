@@ -263,11 +263,17 @@ def query_transforms(config: TrainConfig) -> list[tuple[bool, int, int]]:
 PRESETS: dict[str, TrainConfig] = {
     # Fits every model to (near) 100% of its own subset on the embedded digits in seconds.
     "default": TrainConfig(),
-    # The recipe of "Back to Fundamentals" (and Feldman & Zhang) for CIFAR-style data.
+    # The recipe of "Back to Fundamentals" (and Feldman & Zhang) for CIFAR-style data, with
+    # their subset ratio r = 0.7.
     "back_to_fundamentals": TrainConfig(
+        keep_ratio=0.7,
         model="resnet", model_kwargs={"width": 16, "depth": 3}, epochs=100, batch_size=512,
         learning_rate=0.4, momentum=0.9, weight_decay=5e-4, schedule="triangular",
         warmup_fraction=0.15, augment="flip_translate", translate=4, query_augmentations=2),
+    # Jiang et al.'s C-score design: 50 models at each subset ratio 0.1, 0.2, ..., 0.9 (the
+    # scores' cscore column is then their C-score, the mean held-out accuracy over the ratios).
+    "cscore": TrainConfig(keep_ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                          num_models=450),
     # Carlini et al.'s LiRA setup (balanced keep masks, flip+translate queries).
     "lira": TrainConfig(
         model="resnet", model_kwargs={"width": 16, "depth": 2}, epochs=100, batch_size=256,

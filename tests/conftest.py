@@ -44,7 +44,7 @@ def tiny_images(n_train=64, n_test=32, shape=(8, 8, 3), classes=4, seed=0):
 
 @pytest.fixture(scope="session")
 def small_studies(small_digits):
-  """The five studies at scale "small" on 300 digits (~15 s on 2 cores; the ensembles shared
+  """The studies at scale "small" on 300 digits (~25 s on 2 cores; the ensembles shared
   through a cache of their own), and the log lines of the ensembles trained."""
   from memjax import studies
   from memjax.studies import scales
@@ -60,6 +60,7 @@ def small_studies(small_digits):
       "gap": studies.study("gap").run(settings, families=(scales.mlp(8), scales.mlp(16),
                                                           scales.mlp(64))),
       "natural_vs_artificial": studies.study("natural_vs_artificial").run(settings),
+      "cscore": studies.study("cscore").run(settings),
   }
   out["logs"] = logs
   out["settings"] = settings

@@ -14,12 +14,13 @@ study                             question (paper section)
 :func:`transient`                 model-wise and temporal-wise transient memorization (Sec. 4.3)
 :func:`gap`                       memorization count vs train-test gap, Pearson r (Fig. 3)
 :func:`natural_vs_artificial`     injected noisy labels / noisy inputs vs natural points
+:func:`cscore`                    C-scores (Jiang et al.): held-out accuracy vs subset ratio
 ================================  ===============================================================
 
-:func:`check_claims` compares their headline figures with the paper's claims.
+:func:`check_claims` compares the first five's headline figures with the paper's claims.
 
 Every study takes the same settings (:class:`StudySettings`: data, scale, models, epochs, seed,
-config, threshold, progress, log, cache) as keyword arguments, plus its own options (which
+config, threshold, keep_ratio (0.7, the paper's, by default), progress, log, cache) as keyword arguments, plus its own options (which
 families, which fractions). Scales (:data:`SCALES`): ``"small"`` trains a handful of tiny models
 for seconds (tests, pass a small dataset); ``"default"`` is the report's setting on the embedded
 digits, minutes on a 2-core CPU; ``"large"`` is meant for accelerators and larger ``data`` (e.g.
@@ -53,6 +54,8 @@ from memjax.estimators import (memorization_history, memorized_count_se,  # noqa
 from memjax.plotting import FAMILY_STYLES  # noqa: F401
 from memjax.studies.cache import SHARED, RunCache, clear_cache, saving_runs  # noqa: F401
 from memjax.studies.claims import Claim, check_claims, claims_table  # noqa: F401
+from memjax.studies.cscore import STUDY as _CSCORE
+from memjax.studies.cscore import cscore  # noqa: F401
 # Each study's function has its module's name: memjax.studies.epochs is the function; import
 # the module's other parts by their full path (from memjax.studies.epochs import plot).
 from memjax.studies.epochs import STUDY as _EPOCHS
@@ -68,12 +71,12 @@ from memjax.studies.natural_vs_artificial import (GROUP_NAMES, NATURAL,  # noqa:
 from memjax.studies.result import Study, StudyResult  # noqa: F401
 from memjax.studies.scales import (IMAGE_MODELS, SCALES, Arch, Scale,  # noqa: F401
                                    arch_label)
-from memjax.studies.settings import THRESHOLD, StudySettings  # noqa: F401
+from memjax.studies.settings import PAPER_KEEP_RATIO, THRESHOLD, StudySettings  # noqa: F401
 from memjax.studies.transient import STUDY as _TRANSIENT
 from memjax.studies.transient import transient  # noqa: F401
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (
-    _MODEL_SIZE, _EPOCHS, _TRANSIENT, _GAP, _NATURAL_VS_ARTIFICIAL)}
+    _MODEL_SIZE, _EPOCHS, _TRANSIENT, _GAP, _NATURAL_VS_ARTIFICIAL, _CSCORE)}
 STUDIES = tuple(REGISTRY)
 FUNCTIONS = {name: s.function for name, s in REGISTRY.items()}  # name -> memjax.studies.NAME
 

@@ -142,11 +142,12 @@ def run(settings: StudySettings, *, arch: Arch | None = None) -> StudyResult:
           for t in range(len(epoch))]
   headline = {k: v for k, v in stages.items() if k != "stage"}
   headline.update(model=arch_label(arch), models=trained.config.num_models,
-                  threshold=threshold, wall_s=time.perf_counter() - t0, train_wall_s=wall)
+                  subset_ratios=list(trained.config.ratios), threshold=threshold, wall_s=time.perf_counter() - t0, train_wall_s=wall)
   return StudyResult(
       name=NAME, columns=tuple(rows[0]), rows=rows, headline=headline,
       description=(f"Memorization after every epoch, {arch_label(arch)} x "
-                   f"{trained.config.num_models} models on {dataset.name}; stage: none (count "
+                   f"{trained.config.num_models} models on {dataset.name}, "
+                   f"{settings.ratio_text()}; stage: none (count "
                    "<= 10% of the peak or within 2 SE of the noise floor), rise (to the peak), "
                    "fall (a drop > 5% of the peak and > 2 SE by the last epoch) or plateau."),
       context={"data": dataset.name})

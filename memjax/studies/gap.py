@@ -53,7 +53,8 @@ def run(settings: StudySettings, *, families: Sequence[Arch] | None = None) -> S
   headline = {
       "pearson_gap_vs_memorized": correlation.pearson(gaps, [r["memorized"] for r in rows]),
       "pearson_gap_vs_mean_score": correlation.pearson(gaps, [r["mean_score"] for r in rows]),
-      "per_family": per_family, "points": len(rows), "threshold": settings.threshold}
+      "per_family": per_family, "points": len(rows), "threshold": settings.threshold,
+      "subset_ratios": size.headline["subset_ratios"]}
   return StudyResult(
       name=NAME, columns=COLUMNS, rows=rows, headline=headline,
       description=("Memorized count vs train-test gap, one point per architecture. "

@@ -57,7 +57,8 @@ def run(settings: StudySettings, *, families: Sequence[Arch] | None = None) -> S
                          default_epochs=sc.epochs)
     trained, wall = settings.train(config)
     rows.append(summarize(trained, wall, arch, settings.threshold))
-  headline = {"threshold": settings.threshold, "families": {}}
+  headline = {"threshold": settings.threshold, "subset_ratios": list(base.ratios),
+              "families": {}}
   for family in dict.fromkeys(r["family"] for r in rows):
     by_size = sorted([r for r in rows if r["family"] == family], key=lambda r: r["params"])
     small, large = min(by_size, key=lambda r: r["params"]), max(by_size, key=lambda r: r["params"])
@@ -75,12 +76,13 @@ def run(settings: StudySettings, *, families: Sequence[Arch] | None = None) -> S
   return StudyResult(
       name=NAME, columns=tuple(rows[0]), rows=rows, headline=headline,
       description=(f"Memorization vs model size on {dataset.name} (N={dataset.num_train}); "
-                   f"{models} models per architecture, keep ratio {base.keep_ratio}, "
+                   f"{models} models per architecture, {settings.ratio_text()}, "
                    f"{epochs}. memorized = #examples with score >= {settings.threshold} (+- "
                    "bootstrap SE over models); null_memorized = the count a permutation of "
                    "IN/OUT gives (estimation noise alone); train_acc on each model's own "
                    "subset."),
-      notes=notes, context={"data": dataset.name, "models": models, "epochs": epochs})
+      notes=notes, context={"data": dataset.name, "models": models, "epochs": epochs,
+                            "ratios": settings.ratio_text()})
 
 
 def summarize(trained, wall: float, arch: Arch, threshold: float) -> dict:
@@ -123,7 +125,8 @@ def plot(result: StudyResult, path: str) -> None:
   ax1.set_ylabel(f"examples memorized (score >= {threshold})")
   ax2.set_ylabel("accuracy")
   c = result.context
-  fig.suptitle(f"memorization vs model size ({c['data']}, {c['models']} models, {c['epochs']})")
+  fig.suptitle(f"memorization vs model size ({c['data']}, {c['models']} models, "
+               f"{c.get('ratios', 'keep ratio 0.5')}, {c['epochs']})")
   plotting.save(fig, path)
 
 

@@ -134,7 +134,8 @@ def run(settings: StudySettings, *, archs: Sequence[Arch] | None = None,
       rows.append(row)
   labels = list(curves)
   headline = {"counts": {g: int((groups == i).sum()) for i, g in enumerate(GROUP_NAMES)},
-              "threshold": threshold, "by_size_last_epoch": {}, "by_epoch_largest": {},
+              "threshold": threshold, "subset_ratios": list(base.ratios),
+              "by_size_last_epoch": {}, "by_epoch_largest": {},
               "size_trend": {}, "epoch_trend_after_peak": {}}
   for group in GROUP_NAMES:
     last = [float(curves[label][group][0][-1]) for label in labels]
@@ -150,7 +151,8 @@ def run(settings: StudySettings, *, archs: Sequence[Arch] | None = None,
       name=NAME, columns=tuple(rows[0]), rows=rows, headline=headline,
       description=(f"{dataset.name} with {headline['counts']['noisy_label']} noisy labels and "
                    f"{headline['counts']['noisy_input']} Gaussian-noise inputs injected; "
-                   f"{models} models per size, evaluated every epoch. *_mean = mean memorization "
+                   f"{models} models per size, {settings.ratio_text()}, evaluated every epoch. "
+                   "*_mean = mean memorization "
                    f"score of the group, *_frac = fraction with score >= {threshold}."),
       notes=notes, context={"data": dataset.name})
 

@@ -38,6 +38,8 @@ class Scale:
     label_fraction, input_fraction: fractions of the training set given a wrong label / replaced
       by Gaussian noise with a random label in natural_vs_artificial.
     overrides: other TrainConfig fields (e.g. a smaller batch for tiny data).
+    cscore_models: models of the cscore study, split evenly over its 9 subset ratios (it trains
+      ``epochs_arch`` for ``epochs`` epochs).
   """
 
   models: int
@@ -51,6 +53,7 @@ class Scale:
   label_fraction: float = 0.05
   input_fraction: float = 0.05
   overrides: tuple[tuple[str, Any], ...] = ()
+  cscore_models: int = 450
 
 
 def mlp(*widths: int) -> Arch:
@@ -77,7 +80,7 @@ SCALES: dict[str, Scale] = {
         models=8, epochs=10, families=(mlp(8), mlp(64)),
         epochs_arch=mlp(64), epochs_models=8, epochs_epochs=10, transient_pair=(0, 1),
         artificial_archs=(mlp(8), mlp(64)), label_fraction=0.1, input_fraction=0.1,
-        overrides=(("batch_size", 32),)),
+        overrides=(("batch_size", 32),), cscore_models=36),
     # Minutes on the embedded digits (1,437 training images) on a 2-core CPU: the report.
     "default": Scale(
         models=48, epochs=15,
@@ -102,7 +105,7 @@ SCALES: dict[str, Scale] = {
                   vit(size="tiny", drop=("epochs",))),
         epochs_arch=_conv("vgg", 32, 1), epochs_models=256,
         epochs_epochs=100, transient_pair=(3, 8),
-        artificial_archs=(mlp(64, 64), mlp(512, 512), mlp(2048, 2048))),
+        artificial_archs=(mlp(64, 64), mlp(512, 512), mlp(2048, 2048)), cscore_models=2700),
 }
 
 _KNOB_ABBREVIATIONS = {"dropout": "drop", "mlp_ratio": "r"}  # else the knob's first letter

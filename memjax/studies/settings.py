@@ -21,6 +21,7 @@ from memjax.studies.cache import SHARED, RunCache
 from memjax.studies.scales import IMAGE_MODELS, SCALES, Arch, Scale, arch_label
 
 THRESHOLD = estimators.DEFAULT_THRESHOLD  # memorized: score >= 0.25, as in the paper
+PAPER_KEEP_RATIO = 0.7  # Feldman & Zhang's subset ratio, and the paper's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,10 @@ class StudySettings:
     config: base TrainConfig for the other training fields (e.g.
       ``memjax.PRESETS["back_to_fundamentals"]``); None: ``TrainConfig()``.
     threshold: an example is memorized when its score is at least this.
+    keep_ratio: the fraction of the training set each model trains on: 0.7 by default, Feldman
+      & Zhang's and the paper's (memorization is defined relative to it: a smaller ratio leaves
+      each example's OUT models with less data, and inflates the scores); None keeps
+      ``config``'s. A ``config`` with several ``keep_ratios`` keeps them.
     progress: progress bars while training.
     log: a print-like callable, given one line per ensemble trained.
     cache: the :class:`~memjax.studies.RunCache` that shares ensembles between studies (None:
@@ -50,6 +55,7 @@ class StudySettings:
   seed: int = 0
   config: TrainConfig | None = None
   threshold: float = THRESHOLD
+  keep_ratio: float | None = PAPER_KEEP_RATIO
   progress: bool = False
   log: Callable[[str], None] | None = None
   cache: RunCache | None = None
@@ -57,6 +63,9 @@ class StudySettings:
   def __post_init__(self):
     if self.scale not in SCALES:
       raise MemjaxError(f"Unknown scale {self.scale!r}; choose one of {', '.join(SCALES)}.")
+    if self.keep_ratio is not None and not 0 < self.keep_ratio < 1:
+      raise MemjaxError(f"keep_ratio={self.keep_ratio!r}; a subset ratio lies in (0, 1), e.g. "
+                        f"{PAPER_KEEP_RATIO} (the paper's).")
     for name in ("models", "epochs"):
       value = getattr(self, name)
       if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
@@ -100,8 +109,16 @@ class StudySettings:
     return self.runs.dataset(self.data)
 
   def base_config(self) -> TrainConfig:
-    """``config`` (or the default) with the scale's overrides."""
-    return (self.config or TrainConfig()).replace(**dict(self.scale_spec.overrides))
+    """``config`` (or the default) with the scale's overrides and ``keep_ratio``."""
+    config = (self.config or TrainConfig()).replace(**dict(self.scale_spec.overrides))
+    return config if self.keep_ratio is None else config.replace(keep_ratio=self.keep_ratio)
+
+  def ratio_text(self) -> str:
+    """How the subsets are drawn, for a description: "keep ratio 0.7" (or the ratios)."""
+    ratios = self.base_config().ratios
+    if len(ratios) == 1:
+      return f"keep ratio {ratios[0]:g}"
+    return f"keep ratios {', '.join(f'{r:g}' for r in ratios)}"
 
   def train(self, config: TrainConfig, dataset: Dataset | None = None):
     """Trains (or reuses) the ensemble of ``config`` on ``dataset`` (default: the settings'

@@ -74,7 +74,8 @@ def run(settings: StudySettings, *, small: Arch | None = None,
       "temporal-wise": (f"{arch_label(arch_e)} epoch {epoch[peak]}",
                         f"{arch_label(arch_e)} epoch {epoch[-1]}", history[peak], history[-1],
                         cscore_e)}
-  rows, headline = [], {"threshold": threshold}
+  rows, headline = [], {"threshold": threshold,
+                        "subset_ratios": list(settings.base_config().ratios)}
   for kind, (first, second, a, b, cs) in conditions.items():
     mem_a = estimators.is_memorized(a, threshold)
     mem_b = estimators.is_memorized(b, threshold)
@@ -100,7 +101,8 @@ def run(settings: StudySettings, *, small: Arch | None = None,
             for which, scores in (("first", a), ("second", b))}
   return StudyResult(
       name=NAME, columns=tuple(rows[0]), rows=rows, headline=headline,
-      description=("Transient memorization: 'first' is the small model (model-wise) or the peak "
+      description=(f"Transient memorization on {dataset.name}, {settings.ratio_text()}: "
+                   "'first' is the small model (model-wise) or the peak "
                    "epoch (temporal-wise), 'second' the large model or the last epoch; "
                    "transient = memorized under first, not under second. Scores are means +- sd "
                    "of the memorization score under each condition; mean_cscore is the C-score "

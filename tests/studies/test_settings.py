@@ -68,3 +68,15 @@ def test_settings_from_keywords_name_a_misspelt_one(small_digits):
   # The public functions take the same keywords.
   with pytest.raises(MemjaxError, match="Unknown study setting 'treshold'"):
     studies.epochs(small_digits, treshold=0.3)
+
+
+def test_keep_ratio_is_the_paper_s_unless_told(small_digits):
+  settings = studies.StudySettings(small_digits, scale="small")
+  assert settings.base_config().keep_ratio == studies.PAPER_KEEP_RATIO == 0.7
+  assert settings.ratio_text() == "keep ratio 0.7"
+  config = memjax.TrainConfig(keep_ratio=0.5)
+  assert settings.replace(config=config, keep_ratio=None).base_config().keep_ratio == 0.5
+  several = memjax.TrainConfig(keep_ratios=(0.25, 0.5))
+  assert settings.replace(config=several).ratio_text() == "keep ratios 0.25, 0.5"
+  with pytest.raises(MemjaxError, match="keep_ratio=1.5; a subset ratio lies in \\(0, 1\\)"):
+    studies.StudySettings(small_digits, keep_ratio=1.5)

@@ -39,7 +39,7 @@ def test_cli_study(digits_npz, tmp_path, capsys):
   # The ensemble is a saved memjax run (keep ratio from the flag) ...
   (run_name,) = os.listdir(out / "runs")
   saved = memjax.Run.load(str(out / "runs" / run_name))
-  assert saved.config.num_models == 4 and saved.config.keep_ratio == 0.5
+  assert saved.config.num_models == 4 and saved.config.keep_ratio == 0.7  # the paper's
   # ... which the same command with the same --out reuses instead of retraining.
   studies.clear_cache()
   assert cli.main(["study", "epochs", "--scale", "small", "--data", f"npz:{digits_npz}",
@@ -50,7 +50,7 @@ def test_cli_study(digits_npz, tmp_path, capsys):
   studies.clear_cache()
   assert cli.main(["study", "epochs", "--scale", "small", "--data", f"npz:{digits_npz}",
                    "--out", str(out), "--models", "4", "--epochs", "3",
-                   "--keep-ratio", "0.7"]) == 0
+                   "--keep-ratio", "0.5"]) == 0
   assert len(os.listdir(out / "runs")) == 2
 
 
@@ -74,11 +74,12 @@ def test_cli_study_all_checks_the_claims_and_replots(digits_npz, tmp_path, capsy
   args = ["--scale", "small", "--data", f"npz:{digits_npz}", "--models", "4", "--epochs", "2"]
   assert cli.main(["study", "all", "--out", str(out), *args]) == 0
   assert sorted(os.listdir(out)) == sorted([*studies.STUDIES, "claims.md", "runs"])
-  # model_size: 2 ensembles, epochs: 1, natural_vs_artificial: 2; transient and gap reuse them.
-  assert len(os.listdir(out / "runs")) == 5
+  # model_size: 2 ensembles, epochs: 1, natural_vs_artificial: 2, cscore: 1; transient and gap
+  # reuse them.
+  assert len(os.listdir(out / "runs")) == 6
   claims = open(out / "claims.md").read()
   assert claims.startswith("# Back to Fundamentals: the claims, checked (small, d300)\n\n"
-                           "| claim | paper | this run (small, d300) | agrees |\n")
+                           "| claim | paper | this run (small, d300, keep ratio 0.7) | agrees |\n")
   assert claims.count("\n| ") == 1 + 7  # the header and 7 claims (one model_size family)
   assert "claims.md" in capsys.readouterr().out
   # --replot redraws every plot from the saved tables, without training.
@@ -88,7 +89,7 @@ def test_cli_study_all_checks_the_claims_and_replots(digits_npz, tmp_path, capsy
   assert cli.main(["study", "all", "--replot", str(out)]) == 0
   for name in studies.STUDIES:
     assert_png(out / name / "plot.png")
-  assert len(studies.SHARED) == 0 and len(os.listdir(out / "runs")) == 5
+  assert len(studies.SHARED) == 0 and len(os.listdir(out / "runs")) == 6
   assert cli.main(["study", "gap", "--replot", str(out / "gap")]) == 0
   # The wrong study, or a directory without a study, is an error saying what to do.
   assert cli.main(["study", "epochs", "--replot", str(out / "gap")]) == 2
