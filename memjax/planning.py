@@ -15,7 +15,7 @@ shrinks with M, and the smallest M that reaches the target is returned. Grow a r
 ``memjax run --resume DIR --models M`` (only the new models train).
 
 >>> models_needed(0.1, p_out=0.5, keep_ratio=0.5)
-196
+360
 """
 
 from __future__ import annotations
