@@ -16,7 +16,8 @@ from memjax.design import Design
 from memjax.errors import MemjaxError
 from memjax.planning import plan
 from memjax.estimators import (confidence_interval, count_memorized, cscore, cscore_se,
-                               influence, memorization, memorization_ci, memorization_se)
+                               difference_ci, influence, memorization, memorization_ci,
+                               memorization_se, proportion_ci)
 from memjax.records import Records
 from memjax.report import write_report
 from memjax.runner import Run, train
@@ -30,8 +31,8 @@ __all__ = [
     "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "Records", "Run",
     "train", "plan", "MemjaxError",
     # estimators
-    "confidence_interval", "count_memorized", "cscore", "cscore_se", "influence", "memorization",
-    "memorization_ci", "memorization_se",
+    "confidence_interval", "count_memorized", "cscore", "cscore_se", "difference_ci",
+    "influence", "memorization", "memorization_ci", "memorization_se", "proportion_ci",
     # attacks and reports
     "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
     "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia", "write_report",

@@ -28,6 +28,13 @@ from memjax.errors import MemjaxError
 from memjax.models import model_name
 
 
+def _add_summary_flags(p) -> None:
+  p.add_argument("--top", type=int, default=10, help="most memorized examples to list")
+  p.add_argument("--rank", choices=("score", "lower"), default="score",
+                 help="rank the most memorized by their score (default) or by the lower bound "
+                 "of their 95%% interval (the most surely memorized)")
+
+
 def _add_run_parser(sub) -> None:
   p = sub.add_parser("run", help="train an ensemble on random subsets and score every example",
                      description="Train M models, each on a random subset of the training set, "
@@ -48,7 +55,7 @@ def _add_run_parser(sub) -> None:
   p.add_argument("--resume", metavar="DIR", help="continue (or, with a larger --models, grow) "
                  "the run in DIR")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
-  p.add_argument("--top", type=int, default=10, help="most memorized examples to list")
+  _add_summary_flags(p)
   p.add_argument("--attack", action="store_true", help="also run the membership-inference "
                  "audit (memjax attack) on the finished run")
   p.add_argument("--no-report", action="store_true", help="do not write DIR/report.html "
@@ -160,7 +167,7 @@ def cmd_run(args) -> int:
   import jax
   if jax.process_index() != 0:  # on several hosts process 0 writes and reports
     return 0
-  print(run.summary(top=args.top))
+  print(run.summary(top=args.top, rank=args.rank))
   print(f"  wrote {os.path.join(run.directory, 'scores.csv')} (one row per training example), "
         f"records/ and run.json")
   if args.attack:
@@ -194,7 +201,7 @@ def cmd_plan(args) -> int:
 def cmd_scores(args) -> int:
   from memjax import runner
   run = runner.Run.load(args.dir)
-  print(run.summary(top=args.top))
+  print(run.summary(top=args.top, rank=args.rank))
   return 0
 
 
@@ -289,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_attack_parser(sub)
   p = sub.add_parser("scores", help="print the summary of a finished run")
   p.add_argument("dir", help="run directory")
-  p.add_argument("--top", type=int, default=10)
+  _add_summary_flags(p)
   p = sub.add_parser("plan", help="how many models a run needs for a given interval width",
                      description="From a pilot run: the number of models whose memorization "
                      "intervals have half-width --half-width at the threshold 0.25.")

@@ -40,6 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from memjax import correlation, estimators, plotting
+from memjax import scores as scores_lib
 from memjax.errors import MemjaxError
 from memjax.formatting import markdown_table  # noqa: F401 (kept as report.markdown_table)
 from memjax.plotting import figure_png  # noqa: F401 (kept as report.figure_png)
@@ -228,19 +229,29 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
   }
 
 
-def ranked_examples(scores: dict[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+def held_out_column(scores: dict[str, np.ndarray]) -> tuple[str, str]:
+  """(column, name): the C-score when the run has several subset ratios, else the held-out
+  accuracy at its one ratio (``out_accuracy``), which is not a C-score."""
+  if "cscore" in scores:
+    return "cscore", "C-score"
+  return "out_accuracy", "held-out accuracy"
+
+
+def ranked_examples(scores: dict[str, np.ndarray], k: int,
+                    rank: str = "score") -> tuple[np.ndarray, np.ndarray]:
   """(most, least): indices of the k most memorized and the k least memorized examples.
 
-  Most memorized: highest memorization first, the smaller standard error breaking ties. Least
-  memorized: lowest memorization first, the higher C-score breaking ties (the most typical).
-  Examples with a NaN score (no IN or no OUT model) are left out.
+  Most memorized: :func:`memjax.scores.most_memorized` with ``rank`` (by score, the smaller
+  standard error breaking ties; or by the lower bound of the interval). Least memorized: lowest
+  memorization first, the higher C-score (or held-out accuracy) breaking ties (the most
+  typical). Examples with a NaN score (no IN or no OUT model) are left out.
   """
   mem = np.asarray(scores["memorization"], np.float64)
-  se = np.nan_to_num(np.asarray(scores["memorization_se"], np.float64), nan=np.inf)
-  cs = np.nan_to_num(np.asarray(scores["cscore"], np.float64), nan=-np.inf)
+  held = np.nan_to_num(np.asarray(scores[held_out_column(scores)[0]], np.float64), nan=-np.inf)
   finite = np.flatnonzero(np.isfinite(mem))
-  most = finite[np.lexsort((se[finite], -mem[finite]))][:k]
-  least = finite[np.lexsort((-cs[finite], mem[finite]))][:k]
+  most = np.asarray([i for i in scores_lib.most_memorized(scores, len(mem), rank)
+                     if np.isfinite(mem[i])][:k], np.int64)
+  least = finite[np.lexsort((-held[finite], mem[finite]))][:k]
   return most, least
 
 
@@ -273,8 +284,9 @@ def _label_name(label: int, class_names, prefix: bool = False) -> str:
 
 
 def score_rows(scores: dict[str, np.ndarray], index: Sequence[int],
-               columns: Sequence[str] = ("index", "label", "memorization", "memorization_se",
-                                         "cscore", "in_accuracy", "out_accuracy")) -> list:
+               columns: Sequence[str] = ("index", "label", "memorization", "memorization_lo",
+                                         "memorization_hi", "in_accuracy",
+                                         "out_accuracy")) -> list:
   """Rows of the score table for the examples ``index`` (for :func:`markdown_table`)."""
   return [[scores[c][i].item() if hasattr(scores[c][i], "item") else scores[c][i]
            for c in columns] for i in index]
@@ -351,11 +363,12 @@ def figure_examples(images: np.ndarray, captions: Sequence[str], title: str, nco
 
 
 def figure_scatter(cscore: np.ndarray, memorization: np.ndarray, labels: np.ndarray | None = None,
-                   threshold: float = THRESHOLD):
-  """C-score against memorization, one point per example (coloured by label up to 10 classes).
+                   threshold: float = THRESHOLD, xlabel: str = "C-score"):
+  """C-score (or held-out accuracy) against memorization, one point per example (coloured by
+  label up to 10 classes).
 
-  Memorization is IN accuracy minus OUT accuracy and the C-score is the OUT accuracy, so every
-  point lies on or below the line memorization = 1 - C-score (drawn).
+  Memorization is IN accuracy minus OUT accuracy; with one subset ratio the held-out accuracy
+  is the OUT accuracy, so every point lies on or below the line memorization = 1 - it (drawn).
   """
   cs, mem = np.asarray(cscore, np.float64), np.asarray(memorization, np.float64)
   ok = np.isfinite(cs) & np.isfinite(mem)
@@ -375,10 +388,11 @@ def figure_scatter(cscore: np.ndarray, memorization: np.ndarray, labels: np.ndar
   ax.plot([0, 1], [1, 0], "k:", lw=1, label="_bound")
   ax.axhline(threshold, color="#c44e52", ls="--", lw=1)
   ax.set_xlim(-0.03, 1.03)
-  ax.set_xlabel("C-score  (accuracy when held out)")
+  ax.set_xlabel(f"{xlabel}  (accuracy when held out)")
   ax.set_ylabel("memorization")
   r = correlation.pearson(cs[ok], mem[ok])["r"]
-  ax.set_title("C-score vs memorization" + ("" if math.isnan(r) else f"  (Pearson r = {r:.2f})"))
+  ax.set_title(f"{xlabel} vs memorization"
+               + ("" if math.isnan(r) else f"  (Pearson r = {r:.2f})"))
   ax.grid(True, alpha=0.3)
   fig.tight_layout()
   return fig
@@ -607,9 +621,17 @@ def _histogram_section(inp: ReportInputs) -> str:
   return _section("histogram", "Memorization scores", body)
 
 
-def _examples_section(inp: ReportInputs, top: int) -> str:
+def _interval(scores, i: int, digits: int = 2) -> str:
+  return (f"{scores['memorization'][i]:.{digits}f} [{scores['memorization_lo'][i]:.{digits}f}, "
+          f"{scores['memorization_hi'][i]:.{digits}f}]")
+
+
+def _examples_section(inp: ReportInputs, top: int, rank: str = "score") -> str:
   scores = inp.scores
-  most, least = ranked_examples(scores, top)
+  most, least = ranked_examples(scores, top, rank)
+  held, held_name = held_out_column(scores)
+  by = ("the smaller standard error breaking ties" if rank == "score" else
+        "ranked by the lower bound of the interval (the most surely memorized)")
   data = inp.data
   class_names = None if data is None else data.class_names
   if data is not None and data.is_image:
@@ -621,12 +643,11 @@ def _examples_section(inp: ReportInputs, top: int) -> str:
                              "least memorized training images")):
       images = display_images(np.asarray(raw)[idx])
       captions = [f"#{i} {_label_name(int(scores['label'][i]), class_names, prefix=True)}\n"
-                  f"mem {scores['memorization'][i]:.2f}±{scores['memorization_se'][i]:.2f}"
-                  for i in idx]
+                  f"{_interval(scores, i)}" for i in idx]
       body += _fig_img(figure_examples(images, captions, title), alt)
-    body += ('<p class="muted">Caption: training index, label, memorization ± standard error. '
-             "Ties among the most memorized are broken by the smaller standard error, among "
-             "the least memorized by the higher C-score.</p>")
+    body += ('<p class="muted">Caption: training index, label, memorization [95% interval]. '
+             f"Most memorized: {_esc(by)}; least memorized: ties broken by the higher "
+             f"{_esc(held_name)}.</p>")
   else:
     why = ("The data is not images, so the examples are listed."
            if data is not None else "The training data could not be reloaded (see the notes "
@@ -634,23 +655,31 @@ def _examples_section(inp: ReportInputs, top: int) -> str:
     body = f'<p class="muted">{_esc(why)}</p>'
     for idx, title in ((most, "Most memorized"), (least, "Least memorized")):
       rows = [(int(i), _label_name(int(scores["label"][i]), class_names),
-               f"{scores['memorization'][i]:.3f} ± {scores['memorization_se'][i]:.3f}",
-               _fmt(float(scores["cscore"][i]), 3), _fmt(float(scores["in_accuracy"][i]), 3),
+               _interval(scores, i, 3), _fmt(float(scores[held][i]), 3),
+               _fmt(float(scores["in_accuracy"][i]), 3),
                _fmt(float(scores["out_accuracy"][i]), 3)) for i in idx]
       body += f"<h3>{_esc(title)}</h3>" + _table(
-          ("index", "label", "memorization ± s.e.", "C-score", "IN accuracy", "OUT accuracy"),
-          rows, (True, False, True, True, True, True))
+          ("index", "label", "memorization [95% interval]", held_name, "IN accuracy",
+           "OUT accuracy"), rows, (True, False, True, True, True, True))
   return _section("examples", "Most and least memorized examples", body)
 
 
 def _scatter_section(inp: ReportInputs) -> str:
   s = inp.scores
-  fig = figure_scatter(s["cscore"], s["memorization"], np.asarray(s["label"]))
-  body = _fig_img(fig, "C-score against memorization")
-  body += ('<p class="muted">C-score: the accuracy on an example of the models that did not '
-           "train on it (Jiang et al. 2021). Memorization = IN accuracy − C-score, so points lie "
-           "below the dotted line 1 − C-score; points are jittered slightly.</p>")
-  return _section("cscore", "C-score and memorization", body)
+  held, name = held_out_column(s)
+  fig = figure_scatter(s[held], s["memorization"], np.asarray(s["label"]), xlabel=name)
+  body = _fig_img(fig, f"{name} against memorization")
+  if held == "cscore":
+    body += ('<p class="muted">C-score: the accuracy on an example of the models that did not '
+             "train on it, averaged over the run's subset ratios (Jiang et al. 2021); points "
+             "are jittered slightly.</p>")
+  else:
+    body += ('<p class="muted">Held-out accuracy: the accuracy on an example of the models '
+             "that did not train on it, at the run's one subset ratio. It is not Jiang et al.'s "
+             "C-score, which averages over subset ratios 0.1 ... 0.9 (<code>--preset "
+             "cscore</code>). Memorization = IN accuracy − held-out accuracy, so points lie "
+             "below the dotted line 1 − held-out accuracy; points are jittered slightly.</p>")
+  return _section("cscore", f"{name} and memorization", body)
 
 
 def _epochs_section(inp: ReportInputs) -> str:
@@ -719,14 +748,14 @@ _NAV = (("summary", "Summary"), ("histogram", "Memorization"), ("examples", "Exa
         ("configuration", "Configuration"))
 
 
-def render_html(inp: ReportInputs, top: int = 24) -> str:
+def render_html(inp: ReportInputs, top: int = 24, rank: str = "score") -> str:
   """The report page for :class:`ReportInputs` as an HTML string."""
   info = inp.info
   title = f"memjax report: {info['data'].get('name', '?')} / {info['config']['model']}"
   nav = "".join(f'<a href="#{sid}">{_esc(name)}</a>' for sid, name in _NAV)
   parts = [
       _section("summary", "Summary", _header(inp)), _histogram_section(inp),
-      _examples_section(inp, top), _scatter_section(inp), _epochs_section(inp),
+      _examples_section(inp, top, rank), _scatter_section(inp), _epochs_section(inp),
       _attacks_section(inp), _config_section(inp),
   ]
   generated = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -742,7 +771,7 @@ def render_html(inp: ReportInputs, top: int = 24) -> str:
 
 
 def write_report(run_dir: Any, out_path: str | None = None, *, data: Any = None,
-                 top: int = 24) -> str:
+                 top: int = 24, rank: str = "score") -> str:
   """Writes the self-contained HTML report of a finished run.
 
   Args:
@@ -751,6 +780,7 @@ def write_report(run_dir: Any, out_path: str | None = None, *, data: Any = None,
     data: optional dataset (spec string or :class:`memjax.Dataset`) for the example images,
       instead of the run's own data spec (needed for runs trained on in-memory arrays).
     top: how many of the most and of the least memorized examples to show.
+    rank: the most memorized by ``"score"`` or by the ``"lower"`` bound of their interval.
 
   Returns:
     The path of the written HTML file.
@@ -770,7 +800,7 @@ def write_report(run_dir: Any, out_path: str | None = None, *, data: Any = None,
   if top < 1:
     raise MemjaxError(f"top={top}; show at least 1 example.")
   inp = load_inputs(run_dir, data=data)
-  page = render_html(inp, top=top)
+  page = render_html(inp, top=top, rank=rank)
   out_path = out_path or os.path.join(run_dir, REPORT_NAME)
   parent = os.path.dirname(os.path.abspath(out_path))
   if not os.path.isdir(parent):
@@ -799,12 +829,15 @@ def add_report_parser(subparsers) -> None:
   p.add_argument("--data", help="dataset spec for the example images when the run's own spec "
                  "cannot be reloaded (e.g. a moved .npz)")
   p.add_argument("--top", type=int, default=24, help="most / least memorized examples to show")
+  p.add_argument("--rank", choices=scores_lib.RANKINGS, default="score",
+                 help="rank the most memorized by their score (default) or by the lower bound "
+                 "of their 95%% interval")
   p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args) -> int:
   """``memjax report``: writes the report and prints where."""
-  path = write_report(args.dir, args.out, data=args.data, top=args.top)
+  path = write_report(args.dir, args.out, data=args.data, top=args.top, rank=args.rank)
   size = os.path.getsize(path)
   print(f"wrote {path} ({size / 1e6:.1f} MB, self-contained: open it in a browser)")
   return 0

@@ -86,10 +86,11 @@ class Run:
     from memjax import scores
     return scores.table(self.records)
 
-  def summary(self, top: int = 10) -> str:
-    """A short text summary: accuracies, memorized count, most memorized examples."""
+  def summary(self, top: int = 10, rank: str = "score") -> str:
+    """A short text summary: accuracies, memorized count, most memorized examples (ranked by
+    score, or with ``rank="lower"`` by the lower bound of their interval)."""
     from memjax import scores
-    return scores.summary(self, top=top)
+    return scores.summary(self, top=top, rank=rank)
 
   @classmethod
   def load(cls, directory: str, data: Dataset | None = None) -> "Run":

@@ -20,8 +20,9 @@ def test_run_writes_scores_and_summary(tmp_path, capsys):
   with open(out / "scores.csv") as f:
     rows = list(csv.reader(f))
   header = rows[0]
-  assert header[:7] == ["index", "label", "memorization", "memorization_se", "cscore",
-                        "cscore_se", "n_in"] and "n_out" in header
+  assert header[:7] == ["index", "label", "memorization", "memorization_se", "memorization_lo",
+                        "memorization_hi", "n_in"] and "n_out" in header
+  assert "cscore" not in header and "out_accuracy_lo" in header  # one subset ratio: no C-score
   assert len(rows) == 1 + 1437
   # Every run ends in a report to look at (tests/test_report.py checks what it shows).
   assert f"wrote {out / 'report.html'}" in printed

@@ -136,7 +136,7 @@ def test_report_of_an_image_run_has_every_section_and_real_figures(image_run):
   images = _images(page)
   alts = [alt for _, alt, _, _ in images]
   assert alts == ["histogram of memorization scores", "most memorized training images",
-                  "least memorized training images", "C-score against memorization",
+                  "least memorized training images", "held-out accuracy against memorization",
                   "accuracy and memorization per epoch"]
   for _, alt, image, nbytes in images:
     assert image.format == "PNG" and image.width >= 500 and image.height >= 300, alt
