@@ -27,7 +27,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from memjax import design, estimators
+from memjax import design, estimators, intervals
 from memjax.formatting import markdown_table
 
 # True accuracies, boundaries included; every (p_in, p_out) pair of this grid is evaluated.
@@ -161,7 +161,7 @@ def grouped_intervals(correct, keep, groups, level):
   se = estimators.memorization_se(correct, keep, groups)
   shrunk = ((x_in + 1) / (n_in + 2) - (x_out + 1) / (n_out + 2)).mean(0)
   return {"memjax (newcombe-cp)": estimators.memorization_ci(correct, keep, level, groups),
-          "Wilson limits": estimators._square_and_add(x_in, n_in, x_out, n_out, level,
+          "Wilson limits": intervals.square_and_add(x_in, n_in, x_out, n_out, level,
                                                       "wilson"),
           "mem +- z se": (mem - z * se, mem + z * se),
           "shrunk +- z se": (shrunk - z * se, shrunk + z * se)}

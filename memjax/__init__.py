@@ -7,7 +7,8 @@
 (1437,)
 """
 
-from memjax import dynamics, example_gradients, measures, models, proxies, report, roc, studies
+from memjax import (dynamics, example_gradients, intervals, measures, models, proxies, report,
+                    roc, studies)
 from memjax.attacks import (AttackResults, evaluate_attacks, lira, lira_statistic, loss_attack,
                             loss_from_statistic, plot_roc, prob_from_statistic, rmia)
 from memjax.config import PRESETS, TrainConfig
@@ -15,9 +16,9 @@ from memjax.data import Dataset, from_arrays, load
 from memjax.design import Design
 from memjax.errors import MemjaxError
 from memjax.planning import plan
-from memjax.estimators import (confidence_interval, count_memorized, cscore, cscore_se,
-                               difference_ci, influence, memorization, memorization_ci,
-                               memorization_se, proportion_ci)
+from memjax.estimators import (count_memorized, cscore, cscore_se, influence, memorization,
+                               memorization_ci, memorization_se)
+from memjax.intervals import confidence_interval, difference_ci, proportion_ci
 from memjax.records import Records
 from memjax.report import write_report
 from memjax.runner import Run, train
@@ -26,7 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     # modules
-    "dynamics", "example_gradients", "measures", "models", "proxies", "report", "roc", "studies",
+    "dynamics", "example_gradients", "intervals", "measures", "models", "proxies", "report",
+    "roc", "studies",
     # training and data
     "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "Records", "Run",
     "train", "plan", "MemjaxError",

@@ -67,15 +67,26 @@ def small_studies(small_digits):
   return out
 
 
-@pytest.fixture(scope="session")
-def proxies_benchmark():
-  """benchmarks/proxies_vs_memorization.py as a module (the proxy comparison table lives there)."""
+def load_benchmark(name: str):
+  """benchmarks/NAME.py as a module (tests check what a benchmark computes)."""
   import importlib.util
   import sys
   from pathlib import Path
-  path = Path(__file__).resolve().parents[1] / "benchmarks" / "proxies_vs_memorization.py"
-  spec = importlib.util.spec_from_file_location("proxies_vs_memorization", path)
+  path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
   sys.modules[spec.name] = module  # dataclasses resolve the module's annotations through it
   spec.loader.exec_module(module)
   return module
+
+
+@pytest.fixture(scope="session")
+def proxies_benchmark():
+  """benchmarks/proxies_vs_memorization.py (the proxy comparison table lives there)."""
+  return load_benchmark("proxies_vs_memorization")
+
+
+@pytest.fixture(scope="session")
+def coverage_benchmark():
+  """benchmarks/interval_coverage.py (the exact coverage computation lives there)."""
+  return load_benchmark("interval_coverage")
