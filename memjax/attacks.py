@@ -35,8 +35,6 @@ import time
 import warnings
 from typing import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.special
 

@@ -21,7 +21,6 @@ shrinks with M, and the smallest M that reaches the target is returned. Grow a r
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 

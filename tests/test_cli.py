@@ -1,9 +1,7 @@
 import csv
-import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from memjax import cli

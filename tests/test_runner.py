@@ -6,7 +6,6 @@ import pytest
 
 import memjax
 from memjax import engine as engine_lib
-from memjax import runner
 from memjax.errors import MemjaxError
 
 FAST = dict(model="mlp", model_kwargs={"widths": (16,)}, batch_size=64, progress=False)

@@ -8,7 +8,6 @@ import textwrap
 import numpy as np
 import pytest
 
-import memjax
 
 SCRIPT = textwrap.dedent("""
     import sys
