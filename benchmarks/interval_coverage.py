@@ -5,7 +5,7 @@ is Binomial(n_in, p_in) and of right OUT models Binomial(n_out, p_out). Enumerat
 (x_in, x_out) with its probability gives the exact coverage of an interval: the probability that
 it contains p_in - p_out, with no sampling noise. Compared here:
 
-* ``old Wald``: memjax's interval before issue 13, ``d +- z se`` with the plug-in (Welch) SE;
+* ``old Wald``: memjax's earlier interval, ``d +- z se`` with the plug-in (Welch) SE;
 * ``newcombe-cp``: memjax's interval now (:func:`memjax.estimators.difference_ci`'s default);
 * ``newcombe`` and ``agresti-caffo``: the other methods of ``difference_ci``.
 
@@ -40,7 +40,7 @@ BOUNDARY_POINTS = ((1.0, 0.0), (0.999, 0.0), (0.995, 0.005), (0.99, 0.01), (0.99
 
 
 def old_wald(x_in, n_in, x_out, n_out, level=0.95):
-  """memjax's interval for binary values before issue 13: d +- z * Welch SE (sample variances,
+  """memjax's earlier interval for binary values: d +- z * Welch SE (sample variances,
   ddof 1, so s^2 / n = p (1 - p) / (n - 1) for 0/1 values)."""
   p_in, p_out = x_in / n_in, x_out / n_out
   se = np.sqrt(p_in * (1 - p_in) / (n_in - 1) + p_out * (1 - p_out) / (n_out - 1))

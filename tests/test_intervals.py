@@ -121,7 +121,7 @@ def test_exact_coverage_of_the_binary_interval(coverage_benchmark):
   ref_lo, ref_hi = bench.outcomes(new, 16, 16)
   np.testing.assert_allclose(lo, ref_lo.ravel(), rtol=1e-14, atol=1e-15)
   np.testing.assert_allclose(hi, ref_hi.ravel(), rtol=1e-14, atol=1e-15)
-  # The old Wald interval fails at the boundary points (issue 13's figures, 128 vs 128 models);
+  # The old Wald interval fails at the boundary points (128 vs 128 models);
   # the new one holds.
   at = {p: i for i, p in enumerate(grid)}
   old = bench.exact_coverage(bench.METHODS["old Wald"], 128, 128)
