@@ -35,6 +35,7 @@ import os
 import numpy as np
 
 from memjax import estimators, imports, models
+from memjax.errors import MemjaxError
 from memjax.records import Records
 
 
@@ -110,7 +111,6 @@ def most_memorized(scores: dict[str, np.ndarray], k: int, rank: str = "score") -
       surely memorized, which favours those with more models and less noise.
   """
   if rank not in RANKINGS:
-    from memjax.errors import MemjaxError
     raise MemjaxError(f"rank={rank!r}; rank the most memorized by one of {', '.join(RANKINGS)}.")
   key = scores["memorization" if rank == "score" else "memorization_lo"]
   key = np.nan_to_num(np.asarray(key, np.float64), nan=-np.inf)
