@@ -148,9 +148,7 @@ def plan(run, half_width: float = 0.05, level: float = 0.95,
   if not near.any():
     raise MemjaxError(f"No example of the pilot lies within {NEAR} of the threshold "
                       f"{threshold}; train a larger pilot (more models or epochs).")
-  n_in = keep.sum(0)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    p_out = (correct & ~keep).sum(0) / (keep.shape[0] - n_in)
+  p_out = estimators.cscore(correct, keep)  # [N] accuracy over OUT models
   low, high = estimators.memorization_ci(correct, keep, level)
   keep_ratio = float(keep.mean())
   p = float(np.clip(np.median(p_out[near]), 0, 1 - threshold))

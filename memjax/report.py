@@ -249,8 +249,7 @@ def ranked_examples(scores: dict[str, np.ndarray], k: int,
   mem = np.asarray(scores["memorization"], np.float64)
   held = np.nan_to_num(np.asarray(scores[held_out_column(scores)[0]], np.float64), nan=-np.inf)
   finite = np.flatnonzero(np.isfinite(mem))
-  most = np.asarray([i for i in scores_lib.most_memorized(scores, len(mem), rank)
-                     if np.isfinite(mem[i])][:k], np.int64)
+  most = scores_lib.most_memorized(scores, min(k, finite.size), rank)  # NaN scores rank last
   least = finite[np.lexsort((-held[finite], mem[finite]))][:k]
   return most, least
 

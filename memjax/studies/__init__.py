@@ -105,10 +105,18 @@ def run_study(name: str, data: Any = "digits", *, out: str | None = None,
   return result
 
 
-def replot(directory: str) -> str:
+def replot(directory: str, name: str | None = None) -> str:
   """Redraws ``directory/plot.png`` from the study saved there, without training; returns the
-  path of the plot."""
+  path of the plot.
+
+  Args:
+    directory: a study's output directory (written by :meth:`StudyResult.save`).
+    name: the study expected there; another one is an error saying which it is.
+  """
   result = StudyResult.load(directory)
+  if name is not None and result.name != name:
+    raise MemjaxError(f"{directory} holds the study {result.name!r}, not {name!r}; run "
+                      f"`memjax study {result.name} --replot {directory}`.")
   path = os.path.join(directory, "plot.png")
   result.plot(path)
   return path

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from memjax import estimators, plotting
+from memjax import correlation, estimators, plotting
 from memjax.studies.result import Study, StudyResult
 from memjax.studies.scales import Arch, arch_config, arch_label
 from memjax.studies.settings import StudySettings
@@ -54,7 +54,6 @@ def cscore(data: Any = "digits", *, arch: Arch | None = None, **settings) -> Stu
 
 def run(settings: StudySettings, *, arch: Arch | None = None) -> StudyResult:
   """:func:`cscore` from settings."""
-  from memjax import correlation
   dataset, sc = settings.dataset(), settings.scale_spec
   arch = arch or sc.epochs_arch
   t0 = time.perf_counter()
