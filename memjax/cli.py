@@ -22,7 +22,8 @@ import sys
 import time
 
 from memjax import report, studies
-from memjax.config import AUGMENTATIONS, DESIGNS, FIELDS, PRESETS, SCHEDULES, TrainConfig
+from memjax.config import (AUGMENTATIONS, DESIGNS, FIELDS, PRESETS, SAMPLINGS, SCHEDULES,
+                           TrainConfig)
 from memjax.data import load, spec_slug
 from memjax.errors import MemjaxError
 from memjax.models import model_name
@@ -107,7 +108,10 @@ def _add_config_flag(group, field: dataclasses.Field) -> None:
     kwargs["type"] = type(default)
   elif field.name == "chunk_size":
     kwargs["type"] = int
-  choices = {"schedule": SCHEDULES, "augment": AUGMENTATIONS, "design": DESIGNS}
+  elif field.name.startswith("dp_"):
+    kwargs.update(type=float, metavar="FLOAT")
+  choices = {"schedule": SCHEDULES, "augment": AUGMENTATIONS, "design": DESIGNS,
+             "sampling": SAMPLINGS}
   if field.name in choices:
     kwargs["choices"] = choices[field.name]
   group.add_argument(*flags, **kwargs)

@@ -19,6 +19,7 @@ from memjax.errors import MemjaxError
 SCHEDULES = ("triangular", "constant", "cosine")
 AUGMENTATIONS = ("none", "flip", "translate", "flip_translate")
 DESIGNS = ("balanced", "bernoulli")
+SAMPLINGS = ("shuffle", "poisson")
 
 
 def _field(default, help: str, flag: str | None = None, **kwargs):
@@ -68,6 +69,21 @@ class TrainConfig:
       default), an import path, or a callable; training minimises its batch mean, and the
       records' ``loss`` arrays hold it per example.
     label_smoothing: label smoothing of the built-in cross-entropy (0: none).
+    sampling: how a model draws its minibatches from its IN examples: "shuffle" (epochs over a
+      fresh random order, every batch exactly ``batch_size``) or "poisson" (each IN example joins
+      each step's batch independently with probability q = batch_size / n_in; the loss is the
+      batch's sum divided by ``batch_size``). None: "poisson" under DP-SGD, else "shuffle".
+    dp_noise_multiplier: DP-SGD's sigma: every per-example gradient is clipped to L2 norm
+      ``dp_clip_norm`` (C), the clipped gradients are summed, Gaussian noise of standard deviation
+      sigma*C is added and the sum divided by ``batch_size`` before the optimizer. None (and no
+      ``dp_target_epsilon``): ordinary training. Models with BatchNorm are refused (BatchNorm
+      mixes examples of a batch; use the mlp, cnn or vit).
+    dp_clip_norm: C, the per-example gradient clip norm (``inf``: no clipping).
+    dp_delta: delta of the reported (epsilon, delta)-DP guarantee; None: 1 / (10 N) for N
+      training examples (:func:`memjax.privacy.default_delta`).
+    dp_target_epsilon: calibrate sigma so that every model is (this epsilon, delta)-DP with
+      respect to its own subset (PLD accounting, :mod:`memjax.privacy`); instead of
+      ``dp_noise_multiplier``.
     measures: extra per-example measures recorded at every evaluation, ``{name: fn}`` with
       ``fn(logits [B, C], labels [B]) -> [B]`` (a callable, an import path or a built-in name
       of :data:`memjax.measures.MEASURES`); a list of specs names each after its last part.
@@ -112,6 +128,15 @@ class TrainConfig:
   loss: Any = _field("cross_entropy", "per-example loss: cross_entropy or an import path "
                      "package.module:fn with fn(logits [B, C], labels [B]) -> [B]")
   label_smoothing: float = _field(0.0, "label smoothing of the built-in cross-entropy")
+  sampling: str | None = _field(None, "minibatch sampling: shuffle or poisson (default: poisson "
+                                "under DP-SGD, else shuffle)")
+  dp_noise_multiplier: float | None = _field(None, "DP-SGD noise multiplier sigma (noise std "
+                                             "sigma*C on the clipped gradient sum); unset: no "
+                                             "DP-SGD")
+  dp_clip_norm: float = _field(1.0, "DP-SGD per-example gradient clip norm C")
+  dp_delta: float | None = _field(None, "delta of the DP guarantee (default 1/(10 N))")
+  dp_target_epsilon: float | None = _field(None, "DP-SGD: calibrate sigma to this epsilon "
+                                           "(instead of --dp-noise-multiplier)")
   measures: dict[str, Any] = _field(
       {}, "extra per-example measures to record, comma-separated: built-in names (log_prob, "
       "margin, entropy) or import paths package.module:fn")
@@ -155,6 +180,19 @@ class TrainConfig:
          f"chunk_size={self.chunk_size}; use None (automatic) or a positive number."),
         (self.checkpoint_seconds >= 0,
          f"checkpoint_seconds={self.checkpoint_seconds}; must be >= 0 (0 disables)."),
+        (self.sampling is None or self.sampling in SAMPLINGS,
+         f"sampling={self.sampling!r}; choose one of {', '.join(SAMPLINGS)} (or None)."),
+        (self.dp_noise_multiplier is None or self.dp_target_epsilon is None,
+         "Give dp_noise_multiplier or dp_target_epsilon, not both: the target calibrates the "
+         "noise multiplier."),
+        (self.dp_noise_multiplier is None or self.dp_noise_multiplier >= 0,
+         f"dp_noise_multiplier={self.dp_noise_multiplier}; must be >= 0."),
+        (self.dp_target_epsilon is None or self.dp_target_epsilon > 0,
+         f"dp_target_epsilon={self.dp_target_epsilon}; must be > 0."),
+        (self.dp_clip_norm > 0, f"dp_clip_norm={self.dp_clip_norm}; must be > 0 (inf: no "
+         "clipping)."),
+        (self.dp_delta is None or 0 < self.dp_delta < 1,
+         f"dp_delta={self.dp_delta}; must lie in (0, 1)."),
         (isinstance(self.model_kwargs, dict) and isinstance(self.optimizer_kwargs, dict),
          "model_kwargs and optimizer_kwargs must be dicts of keyword arguments."),
     ]
@@ -177,6 +215,17 @@ class TrainConfig:
   def ratios(self) -> tuple[float, ...]:
     """The design's subset ratios: ``keep_ratios`` if given, else ``(keep_ratio,)``."""
     return self.keep_ratios or (self.keep_ratio,)
+
+  @property
+  def private(self) -> bool:
+    """True for DP-SGD training (a noise multiplier or a target epsilon is set)."""
+    return self.dp_noise_multiplier is not None or self.dp_target_epsilon is not None
+
+  @property
+  def batch_sampling(self) -> str:
+    """The sampling that runs: ``sampling``, or by default "poisson" under DP-SGD, else
+    "shuffle"."""
+    return self.sampling or ("poisson" if self.private else "shuffle")
 
   def replace(self, **changes) -> "TrainConfig":
     """A copy with some fields changed; a misspelt field raises MemjaxError naming the close

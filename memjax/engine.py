@@ -54,6 +54,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from memjax import imports, measures as measures_lib, models as models_lib
+from memjax import privacy as privacy_lib
 from memjax import records as records_lib
 from memjax.config import TrainConfig, query_transforms
 from memjax.data import Dataset
@@ -129,8 +130,8 @@ def model_fns(config: TrainConfig, data: Dataset) -> ModelFns:
 
 
 def train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_fn: Callable,
-               state: State, x: jax.Array, y: jax.Array, key: jax.Array
-               ) -> tuple[State, jax.Array]:
+               state: State, x: jax.Array, y: jax.Array, key: jax.Array,
+               weights: jax.Array | None = None) -> tuple[State, jax.Array]:
   """One optimizer step of one model on one minibatch: the whole training algorithm.
 
   The engine vmaps this over the models of a chunk and scans it over the steps of an epoch.
@@ -142,19 +143,81 @@ def train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_fn: 
     state: ``{"params", "model_state", "opt_state"}`` of one model.
     x: [B, *feature_shape] the (augmented) minibatch. y: [B] int labels.
     key: this model's key for this step; reseeds the model's random streams (dropout).
+    weights: [B] per-example weights of the objective ``sum(weights * loss)`` (Poisson batches:
+      1 / batch_size for sampled examples, 0 for padding); None: the mean loss.
 
   Returns:
-    (new state, mean loss of the minibatch before the update).
+    (new state, mean loss of the (weighted) minibatch before the update).
   """
 
   def objective(params):
     logits, model_state = fns.apply(params, state["model_state"], x, True, key)
-    return loss_fn(logits, y).mean(), model_state
+    losses = loss_fn(logits, y)
+    if weights is None:
+      return losses.mean(), (model_state, losses.mean())
+    return (losses * weights).sum(), (model_state, _masked_mean(losses, weights > 0))
 
-  (loss, model_state), grads = jax.value_and_grad(objective, has_aux=True)(state["params"])
+  (_, (model_state, loss)), grads = jax.value_and_grad(objective, has_aux=True)(state["params"])
+  return _update(optimizer, state, grads, model_state), loss
+
+
+def dp_train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_fn: Callable,
+                  state: State, x: jax.Array, y: jax.Array, key: jax.Array, mask: jax.Array, *,
+                  clip_norm: float, noise_multiplier: float, expected_batch: int
+                  ) -> tuple[State, jax.Array]:
+  """One DP-SGD step (Abadi et al. 2016) of one model on one Poisson-sampled batch.
+
+  Every example's loss gradient is computed on its own (``jax.vmap`` of ``jax.grad`` over the
+  batch), clipped to L2 norm ``clip_norm`` (C) over all parameters
+  (``optax.per_example_global_norm_clip``), the clipped gradients of the sampled examples are
+  summed, Gaussian noise N(0, (noise_multiplier * C)^2) is added to every coordinate, and the
+  result, divided by the expected batch size, goes to the optimizer (weight decay and momentum
+  are post-processing and cost no privacy).
+
+  Args:
+    fns, optimizer, loss_fn, state: as in :func:`train_step`.
+    x: [K, *feature_shape] the batch at its static capacity K. y: [K] int labels.
+    key: this model's key for this step: example k's random streams (dropout) draw from
+      fold_in(key, k), the noise from fold_in(key, K).
+    mask: [K] bool, True for the sampled examples (False slots are padding).
+    clip_norm: C (inf: no clipping).
+    noise_multiplier: sigma.
+    expected_batch: the divisor, q * n_in = batch_size (fixed, as the accounting assumes).
+
+  Returns:
+    (new state, mean loss of the sampled examples before the update).
+  """
+  capacity = x.shape[0]
+
+  def example_loss(params, x1, y1, k):
+    logits, _ = fns.apply(params, state["model_state"], x1[None], True, k)
+    return loss_fn(logits, y1[None])[0]
+
+  example_keys = jax.vmap(functools.partial(jax.random.fold_in, key))(jnp.arange(capacity))
+  losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, 0, 0, 0))(
+      state["params"], x, y, example_keys)
+  grads = jax.tree.map(lambda g: g * mask.reshape(-1, *(1,) * (g.ndim - 1)).astype(g.dtype),
+                       grads)
+  leaves, treedef = jax.tree.flatten(grads)
+  clipped_sum, _ = optax.per_example_global_norm_clip(leaves, clip_norm)
+  summed = jax.tree.unflatten(treedef, clipped_sum)
+  noise_std = 0.0 if noise_multiplier == 0 else noise_multiplier * clip_norm
+  if noise_std:
+    noise = optax.tree_utils.tree_random_like(jax.random.fold_in(key, capacity), summed,
+                                              jax.random.normal)
+    summed = jax.tree.map(lambda s, z: s + noise_std * z, summed, noise)
+  grads = jax.tree.map(lambda s: s / expected_batch, summed)
+  return _update(optimizer, state, grads, state["model_state"]), _masked_mean(losses, mask)
+
+
+def _update(optimizer, state: State, grads, model_state) -> State:
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
-  return {"params": params, "model_state": model_state, "opt_state": opt_state}, loss
+  return {"params": params, "model_state": model_state, "opt_state": opt_state}
+
+
+def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+  return jnp.where(mask, values, 0).sum() / jnp.maximum(mask.sum(), 1)
 
 
 def default_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
@@ -308,6 +371,11 @@ class Engine:
     self.measure_fns = measures_lib.resolve_measures(config.measures)
     self.output_dtypes = records_lib.eval_dtypes(tuple(config.measures))
     self.queries = tuple(query_transforms(config)[:config.query_augmentations])
+    self.sampling = config.batch_sampling
+    self.batch_capacity = (privacy_lib.batch_capacity(config.batch_size, data.num_train)
+                           if self.sampling == "poisson" else config.batch_size)
+    if config.private:
+      _check_private(config, self.fns)
     self.base_key = jax.random.key(config.seed)
     self.model_sharding = NamedSharding(self.mesh, P(MODEL_AXIS))
     replicated = NamedSharding(self.mesh, P())
@@ -336,11 +404,16 @@ class Engine:
     return {"params": params, "model_state": model_state,
             "opt_state": self.optimizer.init(params)}
 
+  def _epoch_keys(self, model_id, epoch):
+    """(key of the epoch's data order, key of its steps) of one model."""
+    key = jax.random.fold_in(jax.random.fold_in(self._model_key(model_id), 1), epoch)
+    order_key, step_key = jax.random.split(key)
+    return order_key, step_key
+
   def _epoch_order(self, model_id, keep_row, epoch):
     """[S, B] indices of the model's IN examples in a fresh random order (wrapping around),
     and the model's key for this epoch's augmentations and random streams."""
-    key = jax.random.fold_in(jax.random.fold_in(self._model_key(model_id), 1), epoch)
-    order_key, step_key = jax.random.split(key)
+    order_key, step_key = self._epoch_keys(model_id, epoch)
     # A sort of 31 random bits (top bit set for OUT examples, so IN examples come first) with
     # the indices as payload: 2x cheaper on XLA:CPU than argsort of floats, which dominated
     # the epoch of tiny models (17 -> 8 ms for 256 models x 1,437 examples). The order equals
@@ -354,27 +427,70 @@ class Engine:
     return permutation[positions].reshape(self.steps_per_epoch, -1), step_key
 
   # ---- compiled programs ---------------------------------------------------------------------
+  def _poisson_batch(self, keep_row, key):
+    """One Poisson-sampled step of one model: each IN example (keep_row [N] bool) joins with
+    probability q = batch_size / n_in. Returns [K] indices of the sampled examples (in index
+    order, padded), [K] bool mask of the real ones, and how many were dropped for exceeding the
+    capacity K (almost surely 0, see :func:`memjax.privacy.batch_capacity`)."""
+    capacity = self.batch_capacity
+    num_in = jnp.maximum(keep_row.sum(), 1)
+    rate = jnp.minimum(1.0, self.config.batch_size / num_in)
+    chosen = keep_row & (jax.random.uniform(key, keep_row.shape) < rate)
+    slot = jnp.cumsum(chosen) - 1
+    slot = jnp.where(chosen & (slot < capacity), slot, capacity)  # capacity: out of range
+    indices = jnp.zeros(capacity, jnp.int32).at[slot].set(
+        jnp.arange(keep_row.shape[0], dtype=jnp.int32), mode="drop")
+    count = chosen.sum()
+    return indices, jnp.arange(capacity) < count, jnp.maximum(count - capacity, 0)
+
   def _train_epoch(self, state: State, model_ids, keep, epoch, x_train, y_train):
-    """One epoch for a chunk. model_ids [m] int, keep [m, N] bool -> (state, last loss [m]).
+    """One epoch for a chunk. model_ids [m] int, keep [m, N] bool -> (state, {"loss": last
+    step's loss [m], "dropped": [m] Poisson-sampled examples dropped for exceeding the batch
+    capacity (0 with shuffling)}).
 
-    Model m's step s uses the key fold_in(epoch key of m, s): its augmentation draws from it
-    and its random streams (dropout) from fold_in(that key, 1), so every random choice depends
-    on (seed, model index, epoch, step) only.
+    Model m's step s uses the key fold_in(epoch key of m, s): its augmentation draws from it,
+    its random streams (dropout) from fold_in(that key, 1), its Poisson batch from
+    fold_in(that key, 2) and its DP-SGD noise from fold_in(that key, 3), so every random choice
+    depends on (seed, model index, epoch, step) only.
     """
-    order, epoch_keys = jax.vmap(self._epoch_order, in_axes=(0, 0, None))(model_ids, keep, epoch)
-    one_step = functools.partial(train_step, self.fns, self.optimizer, self.loss_fn)
+    config = self.config
+    if self.sampling == "shuffle":
+      order, epoch_keys = jax.vmap(self._epoch_order, in_axes=(0, 0, None))(model_ids, keep,
+                                                                             epoch)
+    else:  # Poisson batches are drawn step by step
+      epoch_keys = jax.vmap(self._epoch_keys, in_axes=(0, None))(model_ids, epoch)[1]
+      order = jnp.zeros((model_ids.shape[0], self.steps_per_epoch, 0), jnp.int32)
+    if config.private:
+      one_step = functools.partial(
+          dp_train_step, self.fns, self.optimizer, self.loss_fn,
+          clip_norm=config.dp_clip_norm, noise_multiplier=config.dp_noise_multiplier,
+          expected_batch=config.batch_size)
+    else:
+      one_step = functools.partial(train_step, self.fns, self.optimizer, self.loss_fn)
 
-    def model_step(state, x, y, key):
-      return one_step(state, augment(key, x, self.config), y, jax.random.fold_in(key, 1))
+    def model_step(state, keep_row, batch_index, key):
+      x_key, stream_key = key, jax.random.fold_in(key, 1)
+      if self.sampling == "shuffle":
+        x = augment(x_key, x_train[batch_index], config)
+        new_state, loss = one_step(state, x, y_train[batch_index], stream_key)
+        return new_state, loss, jnp.int32(0)
+      batch_index, mask, dropped = self._poisson_batch(keep_row, jax.random.fold_in(key, 2))
+      x, y = augment(x_key, x_train[batch_index], config), y_train[batch_index]
+      if config.private:
+        new_state, loss = one_step(state, x, y, jax.random.fold_in(key, 3), mask)
+      else:
+        new_state, loss = one_step(state, x, y, stream_key, mask / config.batch_size)
+      return new_state, loss, dropped.astype(jnp.int32)
 
     def step(state, inputs):
       step_index, batch_index = inputs  # batch_index [m, B]
       keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(epoch_keys, step_index)
-      return jax.vmap(model_step)(state, x_train[batch_index], y_train[batch_index], keys)
+      state, loss, dropped = jax.vmap(model_step)(state, keep, batch_index, keys)
+      return state, (loss, dropped)
 
     steps = jnp.arange(self.steps_per_epoch)
-    state, losses = jax.lax.scan(step, state, (steps, jnp.swapaxes(order, 0, 1)))
-    return state, losses[-1]
+    state, (losses, dropped) = jax.lax.scan(step, state, (steps, jnp.swapaxes(order, 0, 1)))
+    return state, {"loss": losses[-1], "dropped": dropped.sum(axis=0)}
 
   def outputs(self, logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
     """The per-example evaluation arrays of :mod:`memjax.records` for one model and block:
@@ -468,6 +584,7 @@ class Chunk:
     self.ids = engine.shard(np.concatenate([model_ids, np.full(pad, model_ids[0], np.int32)]))
     self.keep = self._shard_keep(keep)
     self.state = engine.init_chunk(self.ids) if state is None else state
+    self.dropped = np.zeros(self.real, np.int64)  # Poisson-sampled examples dropped (capacity)
     self._train = None
 
   def _shard_keep(self, keep: np.ndarray) -> jax.Array:
@@ -493,14 +610,32 @@ class Chunk:
     """Trains one epoch (``epoch`` seeds the data order and random streams); returns the last
     step's loss of each real model, [m]."""
     self.compile()
-    self.state, loss = self._train(self.state, self.ids, self.keep, np.int32(epoch),
-                                   self.engine.x_train, self.engine.y_train)
-    return to_host(loss)[:self.real]
+    self.state, out = self._train(self.state, self.ids, self.keep, np.int32(epoch),
+                                  self.engine.x_train, self.engine.y_train)
+    self.dropped += to_host(out["dropped"])[:self.real]
+    return to_host(out["loss"])[:self.real]
 
   def evaluate(self, split: str = "train", with_queries: bool = False) -> dict[str, np.ndarray]:
     """The records' outputs of the real models on a split: {name: [m, N_split(, A)]}."""
     return {k: v[:self.real] for k, v in self.engine.evaluate(self.state, split,
                                                               with_queries).items()}
+
+
+def _check_private(config: TrainConfig, fns: ModelFns) -> None:
+  """Refuses DP-SGD settings the engine cannot run with a guarantee."""
+  if config.dp_noise_multiplier is None:
+    raise MemjaxError("dp_target_epsilon is calibrated by memjax.train (it needs the run's keep "
+                      "mask and number of steps); to build an Engine yourself pass "
+                      "dp_noise_multiplier (memjax.privacy.noise_for_epsilon computes it).")
+  if math.isinf(config.dp_clip_norm) and config.dp_noise_multiplier > 0:
+    raise MemjaxError("dp_clip_norm=inf with dp_noise_multiplier > 0 adds infinite noise; clip "
+                      "the per-example gradients (e.g. dp_clip_norm=1.0).")
+  _, model_state = jax.eval_shape(fns.init, jax.random.key(0))
+  if jax.tree.leaves(model_state):
+    raise MemjaxError("DP-SGD needs per-example gradients, but this model keeps state across "
+                      "examples (BatchNorm statistics or other non-parameter variables), which "
+                      "mixes the examples of a batch and voids the guarantee. Use a model "
+                      "without BatchNorm: mlp, cnn or vit (or GroupNorm/LayerNorm in your own).")
 
 
 def to_host(array: jax.Array) -> np.ndarray:
@@ -575,15 +710,19 @@ def bytes_per_model(fns: ModelFns, data: Dataset, config: TrainConfig,
                     optimizer: optax.GradientTransformation | None = None) -> int:
   """Estimated device bytes one model needs while training: params, gradients and the update's
   temporaries (4 copies of the parameters), the optimizer state (1 copy for SGD with momentum,
-  2 for Adam) and the step's activations."""
+  2 for Adam), the step's activations and, under DP-SGD, the per-example gradients."""
   if optimizer is None:
     optimizer = make_optimizer(config, 1)
   params, _ = jax.eval_shape(fns.init, jax.random.key(0))
   opt_state = jax.eval_shape(optimizer.init, params)
   opt_bytes = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize
                   for x in jax.tree.leaves(opt_state))
-  return (4 * 4 * fns.num_params + opt_bytes
-          + activation_bytes(fns, data, config.batch_size, train=True))
+  batch = (config.batch_size if config.batch_sampling == "shuffle"
+           else privacy_lib.batch_capacity(config.batch_size, data.num_train))
+  # DP-SGD holds every example's gradient (and its clipped copy) at once.
+  per_example_grads = 2 * 4 * batch * fns.num_params if config.private else 0
+  return (4 * 4 * fns.num_params + opt_bytes + per_example_grads
+          + activation_bytes(fns, data, batch, train=True))
 
 
 def default_memory_budget() -> int:

@@ -32,6 +32,7 @@ from memjax import design as design_lib
 from memjax import engine as engine_lib
 from memjax import formatting, imports
 from memjax import models as models_lib
+from memjax import privacy as privacy_lib
 from memjax import records as records_lib
 from memjax.config import TrainConfig, check_fields
 from memjax.data import Dataset, load
@@ -254,7 +255,15 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   fns = engine_lib.model_fns(config, dataset)
   chunk_size = _chunk_size(config, fns, dataset, num_models, mesh.size,
                            platform=mesh.devices.flat[0].platform)
-  engine = engine_lib.Engine(dataset, config, steps, chunk_size, mesh, fns=fns)
+  # DP-SGD: the guarantee (and a calibrated sigma) is fixed by the first block, like the steps.
+  if config.private and info.get("privacy") is None:
+    info["privacy"] = privacy_lib.guarantee(config, keep[:first_block_end], steps,
+                                            dataset.num_train)
+  engine_config = config
+  if config.private:
+    engine_config = config.replace(dp_noise_multiplier=info["privacy"]["noise_multiplier"],
+                                   dp_target_epsilon=None)
+  engine = engine_lib.Engine(dataset, engine_config, steps, chunk_size, mesh, fns=fns)
   info["config"] = config.to_dict()
   eval_epochs = _eval_epochs(config)
   info.update(num_params=fns.num_params, chunk_size=chunk_size,
@@ -285,10 +294,13 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   timings = info.setdefault("timings", {"compile_s": 0.0, "train_s": 0.0, "eval_s": 0.0})
   try:
     for chunk_index, (lo, hi) in enumerate(chunks):
-      diverged = _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar,
-                              timings, chunk_label=f"chunk {chunk_index + 1}/{len(chunks)}")
+      diverged, dropped = _train_chunk(
+          engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, timings,
+          chunk_label=f"chunk {chunk_index + 1}/{len(chunks)}")
       if diverged:
         info["diverged_models"] = sorted(set(info.get("diverged_models", [])) | set(diverged))
+      if engine.sampling == "poisson":
+        info["dropped_examples"] = info.get("dropped_examples", 0) + dropped
       records.flush()
       if records_dir is not None:
         _write_json(os.path.join(directory, "progress.json"), {"completed_models": hi})
@@ -312,8 +324,9 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
 
 
 def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, timings,
-                 chunk_label) -> list[int]:
-  """Trains models lo..hi-1 (one compiled epoch at a time); returns those that diverged."""
+                 chunk_label) -> tuple[list[int], int]:
+  """Trains models lo..hi-1 (one compiled epoch at a time); returns those that diverged and
+  the number of Poisson-sampled examples dropped for exceeding the batch capacity."""
   config = engine.config
   chunk = engine_lib.Chunk(engine, np.arange(lo, hi), keep[lo:hi])
   restored = checkpoints.restore(lo, engine, chunk.ids) if checkpoints is not None else None
@@ -356,7 +369,13 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
       bar.set_description(f"{chunk_label} epoch {epoch + 1}/{config.epochs}")
       bar.set_postfix(loss=f"{float(np.mean(loss)):.3f}")
       bar.update(chunk.real)
-  return diverged
+  dropped = int(chunk.dropped.sum())
+  if dropped:
+    warnings.warn(f"{dropped} Poisson-sampled example(s) exceeded the batch capacity "
+                  f"{engine.batch_capacity} and were left out of their step (expected: almost "
+                  "never); run.json counts them under dropped_examples.", RuntimeWarning,
+                  stacklevel=2)
+  return diverged, dropped
 
 
 class _Checkpoints:
