@@ -203,6 +203,9 @@ def _print_audit(directory: str, **kwargs) -> None:
   from memjax import audit
   results = audit.audit(directory, **kwargs)
   print(results.table(markdown=True))
+  if results.privacy_audit is not None:
+    from memjax import auditing
+    print(auditing.markdown(results.privacy_audit))
   print(f"  wrote {os.path.join(directory, 'attacks.json')}, roc.png and mia_auc_* columns in "
         "scores.csv")
 
