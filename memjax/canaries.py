@@ -29,8 +29,8 @@ observations of each canary (r = 0.5 maximises the smaller of the two counts).
 
 >>> import memjax
 >>> data, idx = with_canaries(memjax.load("digits"), 10, kind="mislabeled", seed=0)
->>> data.num_train, idx[0], idx[-1]
-(1447, 1437, 1446)
+>>> data.num_train, idx.tolist()[:2], data.canaries["kind"]
+(1447, [1437, 1438], 'mislabeled')
 """
 
 from __future__ import annotations
