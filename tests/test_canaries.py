@@ -17,7 +17,8 @@ def test_canaries_are_appended_with_matching_rows(digits, kind):
   np.testing.assert_array_equal(idx, np.arange(n, n + 25))
   assert data.x_train.shape == (n + 25, 8, 8, 1) and data.x_train.dtype == np.float32
   assert data.y_train.shape == (n + 25,) and data.y_train.dtype == np.int32
-  assert data.raw_train.shape == (n + 25, 8, 8, 1) and data.raw_train.dtype == digits.raw_train.dtype
+  assert data.raw_train.shape == (n + 25, 8, 8, 1)
+  assert data.raw_train.dtype == digits.raw_train.dtype
   # The original examples, the test split and the preprocessing are untouched.
   np.testing.assert_array_equal(data.x_train[:n], digits.x_train)
   np.testing.assert_array_equal(data.y_train[:n], digits.y_train)
