@@ -298,7 +298,8 @@ def privacy_audit(results, keep, canaries: dict[str, Any], privacy: dict[str, An
 
   Returns:
     A JSON-ready dict: delta, delta_source ("run": the DP run's delta, or "default"),
-    confidence, method, canaries (count, kind), theoretical (the run's epsilon, delta, accountant, covered; or None), attacks ({name:
+    confidence, method, canaries (count, kind), theoretical (the run's epsilon, delta,
+    accountant, sampling, covered, noise_multiplier; or None), attacks ({name:
     :meth:`EpsilonAudit.to_dict`}), best ({attack, epsilon} of the largest bound).
   """
   delta = DEFAULT_DELTA
