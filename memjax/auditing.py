@@ -327,9 +327,10 @@ def theoretical_text(privacy: dict[str, Any] | None) -> str:
   if not privacy or privacy.get("epsilon") is None:
     return "none (not trained with DP: epsilon = infinity)"
   text = f"epsilon = {privacy['epsilon']:.3g} at delta = {privacy.get('delta', float('nan')):.2g}"
-  if privacy.get("accountant"):
-    text += f" ({privacy['accountant']} accountant"
-    text += ", " + (f"{privacy['sampling']} sampling" if privacy.get("sampling") else "") + ")"
+  details = [f"{privacy['accountant']} accountant" if privacy.get("accountant") else None,
+             f"{privacy['sampling']} sampling" if privacy.get("sampling") else None]
+  if any(details):
+    text += " (" + ", ".join(d for d in details if d) + ")"
   if privacy.get("covered") is False:
     text += ("; shuffled batches: the Poisson-sampling accounting does not strictly cover "
              "this training")
