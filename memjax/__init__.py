@@ -7,10 +7,12 @@
 (1437,)
 """
 
-from memjax import (dynamics, example_gradients, intervals, measures, models, proxies, report,
-                    roc, studies)
+from memjax import (auditing, canaries, dynamics, example_gradients, intervals, measures, models,
+                    proxies, report, roc, studies)
 from memjax.attacks import (AttackResults, evaluate_attacks, lira, lira_statistic, loss_attack,
                             loss_from_statistic, plot_roc, prob_from_statistic, rmia)
+from memjax.auditing import audit_epsilon
+from memjax.canaries import with_canaries
 from memjax.config import PRESETS, TrainConfig
 from memjax.data import Dataset, from_arrays, load
 from memjax.design import Design
@@ -27,15 +29,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     # modules
-    "dynamics", "example_gradients", "intervals", "measures", "models", "proxies", "report",
-    "roc", "studies",
+    "auditing", "canaries", "dynamics", "example_gradients", "intervals", "measures", "models",
+    "proxies", "report", "roc", "studies",
     # training and data
     "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "Records", "Run",
-    "train", "plan", "MemjaxError",
+    "train", "plan", "MemjaxError", "with_canaries",
     # estimators
     "confidence_interval", "count_memorized", "cscore", "cscore_se", "difference_ci",
     "influence", "memorization", "memorization_ci", "memorization_se", "proportion_ci",
     # attacks and reports
     "AttackResults", "evaluate_attacks", "lira", "lira_statistic", "loss_attack",
     "loss_from_statistic", "plot_roc", "prob_from_statistic", "rmia", "write_report",
+    # privacy audits
+    "audit_epsilon",
 ]

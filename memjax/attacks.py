@@ -991,6 +991,8 @@ class AttackResults:
     fprs: the FPR budgets of the tpr_at_fpr entries.
     timings: wall seconds per phase ("lira" = the shared fit and all LiRA variants, "rmia",
       "rmia_offline", "rmia_privacy_meter", "loss", "metrics").
+    privacy_audit: for a run with canaries, the empirical privacy audit
+      (:func:`memjax.auditing.privacy_audit`, set by ``memjax attack``), else None.
   """
 
   attacks: dict[str, AttackResult]
@@ -1000,6 +1002,7 @@ class AttackResults:
   num_population: int | None
   fprs: tuple[float, ...]
   timings: dict[str, float]
+  privacy_audit: dict | None = None
 
   def __getitem__(self, name: str) -> AttackResult:
     return self.attacks[name]
@@ -1055,11 +1058,14 @@ class AttackResults:
       if per_example:
         d["per_example_auc"] = r.per_example_auc
       attacks[name] = d
-    return formatting.jsonable({
+    out = {
         "format": "memjax.attack_results/1", "num_models": self.num_models,
         "num_examples": self.num_examples, "num_population": self.num_population,
         "targets": self.targets, "fprs": list(self.fprs), "timings": self.timings,
-        "attacks": attacks}, inf_as_null=False)  # the attacks.json format: inf stays Infinity
+        "attacks": attacks}
+    if self.privacy_audit is not None:
+      out["privacy_audit"] = self.privacy_audit
+    return formatting.jsonable(out, inf_as_null=False)  # attacks.json: inf stays Infinity
 
   def to_json(self, path: str | None = None, *, per_example: bool = False) -> str:
     """The results as JSON (NaN written as null); also written to ``path`` when given."""

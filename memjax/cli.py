@@ -22,6 +22,8 @@ import sys
 import time
 
 from memjax import report, studies
+from memjax.canaries import KINDS as CANARY_KINDS
+from memjax.canaries import with_canaries
 from memjax.config import (AUGMENTATIONS, DESIGNS, FIELDS, PRESETS, SAMPLINGS, SCHEDULES,
                            TrainConfig)
 from memjax.data import load, spec_slug
@@ -48,6 +50,15 @@ def _add_run_parser(sub) -> None:
                  "recorded in run.json")
   p.add_argument("--preset", default="default", help="configuration preset: "
                  f"{', '.join(PRESETS)} (flags below override it)")
+  canary = p.add_argument_group(
+      "canaries", "Plant K examples at the end of the training split for a privacy audit "
+      "(memjax attack DIR then bounds epsilon from below); keep the default --keep-ratio 0.5, "
+      "which puts each canary IN for exactly half of the models.")
+  canary.add_argument("--canaries", type=int, metavar="K", help="number of canaries")
+  canary.add_argument("--canary-kind", choices=CANARY_KINDS, default="mislabeled",
+                      help="mislabeled (default): copies with a wrong label; noise: random "
+                      "inputs, random labels; clean_copy: exact copies")
+  canary.add_argument("--canary-seed", type=int, default=0, help="seed of the canaries")
   training = p.add_argument_group("training (every TrainConfig field; see memjax.TrainConfig)")
   for field in dataclasses.fields(TrainConfig):
     _add_config_flag(training, field)
@@ -156,6 +167,9 @@ def cmd_run(args) -> int:
     info = runner.read_run_info(args.resume)
     standardize = info["data"].get("standardized", True) if args.standardize is None \
         else args.standardize
+    if args.canaries is not None:
+      raise MemjaxError("--canaries applies to a new run; a resumed run keeps the canaries "
+                        "recorded in its run.json. Drop --canaries.")
     if args.data is None and info.get("data_spec") is None:
       raise MemjaxError(f"Cannot tell which data {args.resume!r} was trained on; pass --data.")
     data = load(args.data or info["data_spec"], standardize=standardize)
@@ -163,6 +177,8 @@ def cmd_run(args) -> int:
   else:
     data = load(args.data or "digits",
                 standardize=True if args.standardize is None else args.standardize)
+    if args.canaries is not None:
+      data, _ = with_canaries(data, args.canaries, args.canary_kind, args.canary_seed)
     config = PRESETS[args.preset].replace(**changes)
     out = args.out or os.path.join(
         "runs", f"{spec_slug(data.spec or data.name)}-{spec_slug(model_name(config.model))}-"
@@ -191,6 +207,9 @@ def _print_audit(directory: str, **kwargs) -> None:
   from memjax import audit
   results = audit.audit(directory, **kwargs)
   print(results.table(markdown=True))
+  if results.privacy_audit is not None:
+    from memjax import auditing
+    print(auditing.markdown(results.privacy_audit))
   print(f"  wrote {os.path.join(directory, 'attacks.json')}, roc.png and mia_auc_* columns in "
         "scores.csv")
 

@@ -51,6 +51,9 @@ class Dataset:
     spec: the :func:`load` spec it came from (``"digits"``, ``"npz:PATH"``, ...), recorded in a
       saved run so that :meth:`memjax.Run.load` can reload the data; None for arrays.
     standardized: whether the features were standardised (see the module docstring).
+    canaries: None, or the record of the canaries :func:`memjax.canaries.with_canaries` appended
+      to the training split (``count``, ``kind``, ``seed``, their training ``indices`` and the
+      ``sources`` they copy); saved in run.json so that a loaded run re-creates them.
   """
 
   name: str
@@ -63,6 +66,7 @@ class Dataset:
   raw_train: np.ndarray | None = None
   spec: str | None = None
   standardized: bool = True
+  canaries: dict[str, Any] | None = None
 
   @property
   def feature_shape(self) -> tuple[int, ...]:
@@ -82,8 +86,8 @@ class Dataset:
     return int(self.x_test.shape[0])
 
   def describe(self) -> dict[str, Any]:
-    """A JSON-friendly description (no arrays)."""
-    return {
+    """A JSON-friendly description (no arrays); ``canaries`` only when there are some."""
+    description = {
         "name": self.name,
         "num_train": self.num_train,
         "num_test": self.num_test,
@@ -93,6 +97,9 @@ class Dataset:
         "standardized": self.standardized,
         "preprocessing": self.preprocessing,
     }
+    if self.canaries is not None:
+      description["canaries"] = dict(self.canaries)
+    return description
 
   @property
   def preprocessing(self) -> str:

@@ -13,7 +13,10 @@ shows, for the run in ``DIR``:
 * per-epoch curves (accuracies, memorized count, mean memorization) when the run evaluated after
   more than one epoch (``eval_every``);
 * membership inference: the attack table and the log-log ROC when ``memjax attack DIR`` has
-  written ``attacks.json`` and ``roc.png`` into the run directory.
+  written ``attacks.json`` and ``roc.png`` into the run directory;
+* privacy, when the run has a DP guarantee (run.json ``privacy``) or an empirical audit of its
+  canaries (attacks.json ``privacy_audit``): the theoretical epsilon beside the empirical lower
+  bound.
 
 Images need the training data: it is reloaded from the run's data spec (``run.json``). When that
 fails (an in-memory dataset, a moved file, an unprepared TFDS dataset) the report says so and
@@ -39,7 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from memjax import correlation, estimators, plotting
+from memjax import auditing, canaries, correlation, estimators, plotting
 from memjax import scores as scores_lib
 from memjax.errors import MemjaxError
 from memjax.formatting import markdown_table  # noqa: F401 (kept as report.markdown_table)
@@ -135,6 +138,7 @@ def _load_data(info: dict, records, data: Any, notes: list[str]):
   try:
     dataset = data_lib.load(spec) if data is not None else data_lib.load(
         spec, standardize=info["data"].get("standardized", True))
+    dataset = canaries.apply_record(dataset, info["data"].get("canaries"))
   except Exception as e:  # any loader failure degrades to a report without images
     notes.append(f"Could not reload the training data {_spec_name(spec)} ({e}); the report "
                  "shows no example images. Pass the data with `--data SPEC`.")
@@ -589,6 +593,10 @@ def _config_section(inp: ReportInputs) -> str:
       ("design", f"{design.get('kind')} (ratios {_fmt(design.get('ratios'), 2)}, seed "
                  f"{design.get('seed')})"),
       ("grown from", _fmt(info.get("grown_from"))) if info.get("grown_from") else None,
+      ("canaries", f"{data['canaries']['count']} {data['canaries']['kind']} (seed "
+                   f"{data['canaries']['seed']}, training indices "
+                   f"{data['canaries']['indices'][0]}..{data['canaries']['indices'][-1]})")
+      if data.get("canaries") else None,
   ]
   data_items = [x for x in data_items if x is not None]
   run_env = [
@@ -742,6 +750,41 @@ def _attack_table(attacks: dict[str, Any]) -> str:
   return _table(header, rows, [False] + [True] * (len(header) - 1)) + caption
 
 
+def _privacy_section(inp: ReportInputs) -> str:
+  """Theoretical epsilon (run.json) beside the empirical lower bound (attacks.json); "" when the
+  run has neither."""
+  privacy = inp.info.get("privacy")
+  audit = (inp.attacks or {}).get("privacy_audit")
+  canary_record = inp.info.get("data", {}).get("canaries")
+  if not privacy and not audit:
+    return ""
+  rows = [("theoretical (DP accounting)", auditing.theoretical_text(privacy))]
+  if audit:
+    best = audit["best"]
+    rows.append(("empirical lower bound", f"epsilon ≥ {best['epsilon']:.3f} ({best['attack']}, "
+                 f"{audit['confidence']:.0%} confidence, delta {audit['delta']:.2g}; "
+                 f"{audit['canaries']['count']} {audit['canaries']['kind']} canaries)"))
+    others = [f"{name} {a['epsilon']:.3f}" for name, a in audit["attacks"].items()
+              if name != best["attack"]]
+    if others:
+      rows.append(("the other attacks' bounds", ", ".join(others)))
+  elif canary_record:
+    rows.append(("empirical lower bound", "not yet computed: run memjax attack DIR"))
+  else:
+    rows.append(("empirical lower bound", "none: the run has no canaries (memjax run "
+                 "--canaries K)"))
+  body = _table(None, rows, (False, False))
+  theory = (privacy or {}).get("epsilon")
+  if audit and theory is not None and audit["best"]["epsilon"] > theory:
+    body += ('<div class="warn">The empirical lower bound exceeds the theoretical epsilon: '
+             "check the DP implementation and its accounting.</div>")
+  body += ('<p class="muted">The lower bound holds with the stated confidence if the attack\'s '
+           "observations (target model, canary) were independent; they share models, so the "
+           "confidence is nominal. A weak attack gives a loose bound: it is no estimate of "
+           "epsilon.</p>")
+  return _section("privacy", "Privacy", body)
+
+
 _NAV = (("summary", "Summary"), ("histogram", "Memorization"), ("examples", "Examples"),
         ("cscore", "C-scores"), ("epochs", "Epochs"), ("attacks", "Membership inference"),
         ("configuration", "Configuration"))
@@ -751,12 +794,15 @@ def render_html(inp: ReportInputs, top: int = 24, rank: str = "score") -> str:
   """The report page for :class:`ReportInputs` as an HTML string."""
   info = inp.info
   title = f"memjax report: {info['data'].get('name', '?')} / {info['config']['model']}"
-  nav = "".join(f'<a href="#{sid}">{_esc(name)}</a>' for sid, name in _NAV)
+  privacy = _privacy_section(inp)
+  nav_items = _NAV[:-1] + ((("privacy", "Privacy"),) if privacy else ()) + _NAV[-1:]
+  nav = "".join(f'<a href="#{sid}">{_esc(name)}</a>' for sid, name in nav_items)
   parts = [
       _section("summary", "Summary", _header(inp)), _histogram_section(inp),
       _examples_section(inp, top, rank), _scatter_section(inp), _epochs_section(inp),
-      _attacks_section(inp), _config_section(inp),
+      _attacks_section(inp), privacy, _config_section(inp),
   ]
+  parts = [p for p in parts if p]
   generated = time.strftime("%Y-%m-%d %H:%M:%S")
   return (
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

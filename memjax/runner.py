@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from memjax import canaries as canaries_lib
 from memjax import design as design_lib
 from memjax import engine as engine_lib
 from memjax import formatting, imports
@@ -98,7 +99,8 @@ class Run:
     """Opens a run directory written by :func:`train` (records memory-mapped)."""
     info = read_run_info(directory)
     config = TrainConfig.from_dict(info["config"])
-    data = load_recorded_data(info) if data is None else data
+    data = load_recorded_data(info) if data is None else canaries_lib.apply_record(
+        load(data), info["data"].get("canaries"))
     records = Records.load(os.path.join(directory, "records"))
     design = design_lib.Design(
         keep=np.asarray(records.keep), groups=np.asarray(records.groups),
@@ -177,11 +179,12 @@ def train(data: Any = "digits", model: Any = None, models: int | None = None,
 
 def load_recorded_data(info: dict[str, Any]) -> Dataset:
   """Reloads the dataset a run was trained on, from its run.json ``info`` (spec and
-  preprocessing)."""
+  preprocessing), with its canaries (:mod:`memjax.canaries`) re-created from their record."""
   if info.get("data_spec") is None:
     raise MemjaxError("The run was trained on in-memory arrays, not a dataset spec; pass them: "
                       "Run.load(directory, data=memjax.from_arrays(...)).")
-  return load(info["data_spec"], standardize=info["data"].get("standardized", True))
+  dataset = load(info["data_spec"], standardize=info["data"].get("standardized", True))
+  return canaries_lib.apply_record(dataset, info["data"].get("canaries"))
 
 
 def _resumed_config(stored: TrainConfig, changes: dict, directory: str) -> TrainConfig:
@@ -216,6 +219,10 @@ def _resumed_config(stored: TrainConfig, changes: dict, directory: str) -> Train
 def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, mesh) -> Run:
   info = read_run_info(directory)
   config = _resumed_config(TrainConfig.from_dict(info["config"]), changes, directory)
+  if dataset.canaries is not None and info["data"].get("canaries") is None:
+    raise MemjaxError(f"The run in {directory!r} has no canaries; resume it with the data it "
+                      "was trained on (without with_canaries / --canaries).")
+  dataset = canaries_lib.apply_record(dataset, info["data"].get("canaries"))
   if dataset.standardized != info["data"].get("standardized", True):
     raise MemjaxError(f"The run in {directory!r} was trained on "
                       f"{'standardised' if not dataset.standardized else 'unstandardised'} "

@@ -156,6 +156,15 @@ def describe_algorithm(config) -> str:
   return text
 
 
+def _canary_lines(record) -> list[str]:
+  """The summary's line on the run's canaries (none without)."""
+  if not record:
+    return []
+  first, last = record["indices"][0], record["indices"][-1]
+  return [f"  canaries: {record['count']} {record['kind']} (seed {record['seed']}, training "
+          f"indices {first}..{last}); `memjax attack DIR` audits epsilon with them"]
+
+
 def summary(run, top: int = 10, rank: str = "score") -> str:
   """A plain-text summary of a run: accuracies, fit warning, memorized count, top examples
   (ranked by :func:`most_memorized` with ``rank``)."""
@@ -175,6 +184,7 @@ def summary(run, top: int = 10, rank: str = "score") -> str:
       f"{config.epochs} epochs",
       f"  training: {describe_algorithm(config)}",
       f"  features: {run.data.preprocessing}",
+      *_canary_lines(info["data"].get("canaries")),
       f"  train accuracy (own subset): {train_acc.mean():.4f} (min {train_acc.min():.4f})",
       f"  held-out train accuracy:     {heldout_acc.mean():.4f}",
       f"  test accuracy:               {test_acc.mean():.4f} +- {test_acc.std():.4f}",

@@ -66,3 +66,34 @@ def test_attack_writes_metrics_plot_and_columns(tmp_path, capsys):
   header = (out / "scores.csv").read_text().splitlines()[0].split(",")
   assert "memorization" in header and "mia_auc_lira_online" in header
   assert cli.main(["attack", str(tmp_path / "missing")]) == 2
+
+
+def test_canary_flags(tmp_path, capsys):
+  args = cli.build_parser().parse_args(["run", "--canaries", "20", "--canary-kind", "noise"])
+  assert args.canaries == 20 and args.canary_kind == "noise" and args.canary_seed == 0
+  with pytest.raises(SystemExit):
+    cli.build_parser().parse_args(["run", "--canary-kind", "typo"])
+  assert cli.main(["run", "--canaries", "0", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+  assert "integer >= 1" in capsys.readouterr().err
+  run_dir = tmp_path / "old"
+  run_dir.mkdir()
+  (run_dir / "run.json").write_text('{"config": {}, "data": {}, "design": {}}')
+  assert cli.main(["run", "--resume", str(run_dir), "--canaries", "5"]) == 2
+  assert "keeps the canaries recorded" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_with_canaries_then_attack(tmp_path, capsys):
+  import json
+  out = tmp_path / "run"
+  assert cli.main(["run", "--canaries", "10", "--canary-kind", "noise", "--models", "4",
+                   "--epochs", "1", "--model", "logreg", "--out", str(out), "--no-progress",
+                   "--attack", "--no-report"]) == 0
+  printed = capsys.readouterr().out
+  assert "canaries: 10 noise (seed 0, training indices 1437..1446)" in printed
+  assert "privacy audit: 10 noise canaries" in printed
+  assert json.loads((out / "run.json").read_text())["data"]["canaries"]["count"] == 10
+  audit = json.loads((out / "attacks.json").read_text())["privacy_audit"]
+  assert audit["attacks"]["lira_online"]["num_eval_in"] == 10 and audit["theoretical"] is None
+  assert len((out / "scores.csv").read_text().splitlines()) == 1 + 1447
+  assert cli.main(["scores", str(out)]) == 0  # Run.load re-creates the canaries

@@ -410,3 +410,33 @@ def test_report_renders_in_chromium(image_run, tmp_path):
   assert layout["sections"]["histogram"][1] < layout["sections"]["examples"][1] < 3000
   if os.environ.get("MEMJAX_REPORT_SCREENSHOT"):
     shutil.copy(shot_path, os.environ["MEMJAX_REPORT_SCREENSHOT"])
+
+
+def test_privacy_section_shows_theoretical_beside_empirical_epsilon():
+  privacy = {"epsilon": 2.5, "delta": 1e-5, "noise_multiplier": 1.1, "clip_norm": 1.0,
+             "sampling_rate": 0.01, "steps": 1000, "sampling": "poisson", "accountant": "pld",
+             "epsilon_rdp": 2.9, "covered": True}
+  audit = {"delta": 1e-5, "delta_source": "run", "confidence": 0.95,
+           "method": "clopper_pearson", "canaries": {"count": 50, "kind": "mislabeled"},
+           "theoretical": privacy, "best": {"attack": "lira_online", "epsilon": 0.8},
+           "attacks": {"lira_online": {"epsilon": 0.8}, "loss": {"epsilon": 0.3}}}
+  canaries = {"count": 50, "kind": "mislabeled", "seed": 0, "indices": [300, 349]}
+
+  def section(info, attacks):
+    return report._privacy_section(types.SimpleNamespace(info=info, attacks=attacks))
+
+  assert section({"data": {}}, None) == ""  # neither a guarantee nor an audit: no section
+  page = section({"data": {"canaries": canaries}, "privacy": privacy}, {"privacy_audit": audit})
+  assert 'id="privacy"' in page and "epsilon = 2.5 at delta = 1e-05 (pld accountant" in page
+  assert "epsilon ≥ 0.800 (lira_online, 95% confidence" in page and "loss 0.300" in page
+  assert "exceeds" not in page
+  # Only the guarantee (no canaries), only the audit, and a bound above the guarantee.
+  assert "the run has no canaries" in section({"data": {}, "privacy": privacy}, None)
+  assert "not yet computed" in section({"data": {"canaries": canaries}, "privacy": privacy},
+                                       {"attacks": {}})
+  only_audit = section({"data": {"canaries": canaries}}, {"privacy_audit": audit | {
+      "theoretical": None}})
+  assert "not trained with DP" in only_audit
+  too_high = section({"data": {}, "privacy": privacy | {"epsilon": 0.5}},
+                     {"privacy_audit": audit})
+  assert "exceeds the theoretical epsilon" in too_high
