@@ -168,11 +168,13 @@ def dp_train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_f
   """One DP-SGD step (Abadi et al. 2016) of one model on one Poisson-sampled batch.
 
   Every example's loss gradient is computed on its own (``jax.vmap`` of ``jax.grad`` over the
-  batch), clipped to L2 norm ``clip_norm`` (C) over all parameters
-  (``optax.per_example_global_norm_clip``), the clipped gradients of the sampled examples are
-  summed, Gaussian noise N(0, (noise_multiplier * C)^2) is added to every coordinate, and the
-  result, divided by the expected batch size, goes to the optimizer (weight decay and momentum
-  are post-processing and cost no privacy).
+  batch), clipped to L2 norm ``clip_norm`` (C) over all parameters, the clipped gradients of the
+  sampled examples are summed, Gaussian noise N(0, (noise_multiplier * C)^2) is added to every
+  coordinate, and the result, divided by the expected batch size, goes to the optimizer (weight
+  decay and momentum are post-processing and cost no privacy). Models with random streams
+  (dropout) clip and sum the per-example gradients (``optax.per_example_global_norm_clip``);
+  deterministic models take only their norms and get the clipped sum from one weighted batched
+  backward pass (the same sum, to float rounding, 3-5x faster).
 
   Args:
     fns, optimizer, loss_fn, state: as in :func:`train_step`.
@@ -198,9 +200,24 @@ def dp_train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_f
       state["params"], x, y, example_keys)
   grads = jax.tree.map(lambda g: g * mask.reshape(-1, *(1,) * (g.ndim - 1)).astype(g.dtype),
                        grads)
-  leaves, treedef = jax.tree.flatten(grads)
-  clipped_sum, _ = optax.per_example_global_norm_clip(leaves, clip_norm)
-  summed = jax.tree.unflatten(treedef, clipped_sum)
+  if fns.random_streams:  # dropout: the clipped gradients must be the ones whose norms we took
+    leaves, treedef = jax.tree.flatten(grads)
+    clipped_sum, _ = optax.per_example_global_norm_clip(leaves, clip_norm)
+    summed = jax.tree.unflatten(treedef, clipped_sum)
+  else:
+    # Deterministic models: sum_k c_k g_k with c_k = min(1, C / |g_k|) is the gradient of
+    # sum_k c_k loss_k, one batched backward pass: 2.5x faster on CPU than scaling and summing
+    # the K materialised per-example gradients (one step of 8 MLPs 64-256-256-10 at K = 190),
+    # 3.5-5x for whole DP-SGD epochs on the digits.
+    norms = jnp.sqrt(sum(jnp.sum(jnp.square(g.reshape(capacity, -1)), axis=1)
+                         for g in jax.tree.leaves(grads)))
+    scale = jax.lax.stop_gradient(jnp.where(mask, jnp.minimum(1.0, clip_norm / norms), 0.0))
+
+    def clipped_total(params):
+      logits, _ = fns.apply(params, state["model_state"], x, True)
+      return (scale * loss_fn(logits, y)).sum()
+
+    summed = jax.grad(clipped_total)(state["params"])
   noise_std = 0.0 if noise_multiplier == 0 else noise_multiplier * clip_norm
   if noise_std:
     noise = optax.tree_utils.tree_random_like(jax.random.fold_in(key, capacity), summed,

@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from memjax import estimators, imports, models
+from memjax import estimators, imports, models, privacy
 from memjax.errors import MemjaxError
 from memjax.records import Records
 
@@ -151,6 +151,8 @@ def describe_algorithm(config) -> str:
   if config.label_smoothing:
     loss += f" (label smoothing {config.label_smoothing})"
   text = f"optimizer {optimizer}; loss {loss}; batch {config.batch_size}"
+  if config.batch_sampling == "poisson":
+    text += " (expected; Poisson sampling)"
   if config.measures:
     text += f"; measures {', '.join(config.measures)}"
   return text
@@ -184,6 +186,7 @@ def summary(run, top: int = 10, rank: str = "score") -> str:
       f"{config.epochs} epochs",
       f"  training: {describe_algorithm(config)}",
       f"  features: {run.data.preprocessing}",
+      *([f"  privacy: {privacy.describe(info['privacy'])}"] if info.get("privacy") else []),
       *_canary_lines(info["data"].get("canaries")),
       f"  train accuracy (own subset): {train_acc.mean():.4f} (min {train_acc.min():.4f})",
       f"  held-out train accuracy:     {heldout_acc.mean():.4f}",

@@ -97,3 +97,14 @@ def test_run_with_canaries_then_attack(tmp_path, capsys):
   assert audit["attacks"]["lira_online"]["num_eval_in"] == 10 and audit["theoretical"] is None
   assert len((out / "scores.csv").read_text().splitlines()) == 1 + 1447
   assert cli.main(["scores", str(out)]) == 0  # Run.load re-creates the canaries
+
+
+def test_dp_sgd_flags():
+  args = cli.build_parser().parse_args(["run", "--dp-noise-multiplier", "1.5", "--dp-clip-norm",
+                                        "0.5", "--dp-delta", "1e-6", "--sampling", "poisson"])
+  assert (args.dp_noise_multiplier, args.dp_clip_norm, args.dp_delta, args.sampling) == \
+      (1.5, 0.5, 1e-6, "poisson")
+  assert cli.build_parser().parse_args(["run", "--dp-target-epsilon", "4"]).dp_target_epsilon \
+      == 4.0
+  with pytest.raises(SystemExit):
+    cli.build_parser().parse_args(["run", "--sampling", "random"])
