@@ -2,8 +2,10 @@
 
 A run trains ``num_models`` models in chunks of ``chunk_size`` (one compiled program trains a
 whole chunk; chunks run one after another). Every model's randomness (initialisation, data
-order, augmentation) depends only on ``(seed, model index)``, so the records do not depend on the
-chunking, the number of devices, or on interruptions.
+order, augmentation, Poisson batches, DP-SGD noise) depends only on ``(seed, model index)``, so
+the records do not depend on the chunking, the number of devices, or on interruptions (bit for
+bit with shuffled batches; with Poisson batches and DP-SGD to float rounding, ~1e-6, as XLA sums
+those vmapped programs in an order that depends on the chunk size).
 
 With a run directory, records are memory-mapped files there, written as each evaluation
 finishes; training state is checkpointed with orbax every ``checkpoint_seconds`` (at the end of
