@@ -285,7 +285,7 @@ def plot(result: StudyResult, path: str) -> None:
     ax.set_xlabel("labels flipped (% of the training set)")
     ax.set_xticks([100 * x for x in rates])
   handles, labels = axes[0].get_legend_handles_labels()
-  fig.legend(handles, labels, fontsize=6, loc="outside right upper")
+  fig.legend(handles, labels, fontsize=6, loc="outside right center")
   c = result.context
   fig.suptitle(f"finding flipped labels ({c['data']}, {c['models']} {c['model']} models, "
                f"{c['ratios']}, {c['epochs']} epochs)")
