@@ -44,7 +44,7 @@ def tiny_images(n_train=64, n_test=32, shape=(8, 8, 3), classes=4, seed=0):
 
 @pytest.fixture(scope="session")
 def small_studies(small_digits):
-  """The studies at scale "small" on 300 digits (~25 s on 2 cores; the ensembles shared
+  """The studies at scale "small" on 300 digits (~50 s on 2 cores; the ensembles shared
   through a cache of their own), and the log lines of the ensembles trained."""
   from memjax import studies
   from memjax.studies import scales
