@@ -25,7 +25,7 @@ stream.)
 **Built-in names** (``build(name, ...)``, ``memjax run --model NAME --model-kwargs JSON``):
 
 * ``logreg``: multinomial logistic regression.
-* ``mlp``: ReLU MLP, ``widths=(256, 256)``.
+* ``mlp``: ReLU MLP, ``widths=(256, 256)``, ``dropout=0.0`` on the hidden layers.
 * ``cnn``: small CNN, two 3x3 conv + 2x2 max-pool stages ``channels=(32, 64)`` and a dense layer
   of ``hidden=128``.
 * ``vgg``: VGG-style family: stages of ``depth`` conv-BN-ReLU layers with ``width * 2**s``
@@ -122,19 +122,33 @@ class LogReg(nnx.Module):
 
 
 class MLP(nnx.Module):
-  """ReLU MLP on flattened inputs: D -> widths... -> C."""
+  """ReLU MLP on flattened inputs: D -> widths... -> C.
+
+  Args:
+    input_shape: the feature shape (flattened to D).
+    num_classes: C, the number of logits.
+    widths: the hidden layers' widths.
+    dropout: dropout rate on every hidden layer's ReLU output while training (0: no Dropout
+      modules at all, so the model builds with ``nnx.Rngs(params=key)``; > 0 needs a ``dropout``
+      or ``default`` stream in ``rngs``, which the engine gives and reseeds every step).
+  """
 
   def __init__(self, input_shape: Sequence[int], num_classes: int, *, rngs: nnx.Rngs,
-               widths: Sequence[int] = (256, 256)):
+               widths: Sequence[int] = (256, 256), dropout: float = 0.0):
+    if not 0 <= dropout < 1:
+      raise MemjaxError(f"mlp dropout={dropout}; use a rate in [0, 1).")
+    if dropout > 0 and not _has_dropout_stream(rngs):
+      raise MemjaxError(f"mlp with dropout={dropout} needs random numbers while training: build "
+                        "it with nnx.Rngs(params=..., dropout=...) (or a 'default' stream).")
     sizes = [math.prod(input_shape), *widths]
     self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
     self.head = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
+    self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    del train
     x = x.reshape(x.shape[0], -1)
     for layer in self.hidden:
-      x = jax.nn.relu(layer(x))
+      x = _dropout(self.drop, jax.nn.relu(layer(x)), train)
     return self.head(x)
 
 

@@ -44,10 +44,15 @@ def tiny_images(n_train=64, n_test=32, shape=(8, 8, 3), classes=4, seed=0):
 
 @pytest.fixture(scope="session")
 def small_studies(small_digits):
-  """The studies at scale "small" on 300 digits (~25 s on 2 cores; the ensembles shared
+  """The studies at scale "small" on 300 digits (~50 s on 2 cores; the ensembles shared
   through a cache of their own), and the log lines of the ensembles trained."""
   from memjax import studies
   from memjax.studies import scales
+  # One mitigation of three kinds (all 11 would be slow): trained, a model knob, read off.
+  mitigations = (
+      studies.Mitigation("weight decay", "weight decay 5e-3", {"weight_decay": 5e-3}),
+      studies.Mitigation("dropout", "dropout 0.5", model_kwargs={"dropout": 0.5}),
+      studies.Mitigation("early stopping", "stop at 50%", stop_fraction=0.5))
   logs = []
   settings = studies.StudySettings(small_digits, scale="small", log=logs.append,
                                    cache=studies.RunCache())
@@ -61,8 +66,14 @@ def small_studies(small_digits):
                                                           scales.mlp(64))),
       "natural_vs_artificial": studies.study("natural_vs_artificial").run(settings),
       "cscore": studies.study("cscore").run(settings),
+      # A few settings, one fraction, two rates: the survey's studies at their smallest.
+      "mitigation": studies.study("mitigation").run(settings, mitigations=mitigations),
+      # Its first ensemble is model_size's mlp[64]; then 2 retrained ones.
+      "onion": studies.study("onion").run(settings, fractions=(0.1,)),
+      "noisy_labels": studies.study("noisy_labels").run(settings, rates=(0.1, 0.2)),
   }
   out["logs"] = logs
+  out["mitigations"] = mitigations
   out["settings"] = settings
   return out
 

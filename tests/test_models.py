@@ -219,3 +219,50 @@ def test_tiny_vit_fits_digits(small_digits):
   assert run.info["num_params"] == vit_params(16, 1, 16, 4, 10)
   assert run.records.train_accuracy()[-1].min() > 0.97
   assert run.records.test_accuracy()[-1].mean() > 0.5  # 0.66 measured
+
+
+@pytest.mark.slow
+def test_mlp_dropout_acts_only_while_training_and_is_reseeded_by_the_engine(small_digits):
+  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+  apply = nnx.jit(lambda model, x, train: model(x, train=train), static_argnames="train")
+  model = models.build("mlp", (8, 8, 1), 5, nnx.Rngs(params=0, dropout=1), widths=(32, 32),
+                       dropout=0.5)
+  eval1, eval2 = apply(model, x, False), apply(model, x, False)
+  train1, train2 = apply(model, x, True), apply(model, x, True)  # the stream advances
+  np.testing.assert_array_equal(eval1, eval2)
+  assert not np.allclose(train1, eval1) and not np.allclose(train1, train2)
+  # The same parameters as the MLP without dropout (Dropout has none), which is deterministic
+  # and keeps no Dropout module.
+  plain = models.build("mlp", (8, 8, 1), 5, nnx.Rngs(params=0), widths=(32, 32))
+  count = lambda m: models.count_params(nnx.state(m, nnx.Param))
+  assert count(plain) == count(model)
+  np.testing.assert_array_equal(apply(plain, x, True), apply(plain, x, False))
+  assert not [m for _, m in nnx.iter_graph(plain) if isinstance(m, nnx.Dropout)]
+  with pytest.raises(MemjaxError, match="needs random numbers while training: build it with "
+                     r"nnx.Rngs\(params=..., dropout=...\)"):
+    models.build("mlp", (8, 8, 1), 5, nnx.Rngs(params=0), dropout=0.1)
+  with pytest.raises(MemjaxError, match=r"mlp dropout=1.0; use a rate in \[0, 1\)"):
+    models.build("mlp", (8, 8, 1), 5, nnx.Rngs(params=0, dropout=1), dropout=1.0)
+  # Through the engine: the model's stream is rebuilt from each step's key, so a step's mask
+  # depends on its key only, and evaluation is deterministic.
+  from memjax import engine
+  config = memjax.TrainConfig(model="mlp", model_kwargs={"widths": [32], "dropout": 0.5})
+  fns = engine.model_fns(config, small_digits)
+  assert "dropout" in fns.random_streams
+  params, state = fns.init(jax.random.key(0))
+  xs = jnp.asarray(small_digits.x_train[:16])
+  a, _ = fns.apply(params, state, xs, True, jax.random.key(1))
+  b, _ = fns.apply(params, state, xs, True, jax.random.key(1))
+  c, _ = fns.apply(params, state, xs, True, jax.random.key(2))
+  d, _ = fns.apply(params, state, xs, False)
+  e, _ = fns.apply(params, state, xs, False)
+  np.testing.assert_array_equal(a, b)
+  assert not np.allclose(a, c)
+  np.testing.assert_array_equal(d, e)
+  # Trained, dropout models are random per step yet reproducible per seed.
+  kwargs = dict(model="mlp", model_kwargs={"widths": [32], "dropout": 0.5}, models=4, epochs=2,
+                batch_size=64, progress=False)
+  r1, r2 = memjax.train(small_digits, **kwargs), memjax.train(small_digits, **kwargs)
+  np.testing.assert_array_equal(r1.records.train_lira, r2.records.train_lira)
+  r0 = memjax.train(small_digits, **dict(kwargs, model_kwargs={"widths": [32]}))
+  assert np.abs(r0.records.train_lira - r1.records.train_lira).max() > 0.1

@@ -1,4 +1,5 @@
-"""The experiments of "Back to Fundamentals: Re-examining Memorization in Deep Learning Models".
+"""The experiments of "Back to Fundamentals: Re-examining Memorization in Deep Learning Models",
+and three of the survey of memorization (mitigations, the privacy onion effect, noisy labels).
 
 Each study trains ensembles with :func:`memjax.train`, estimates Feldman & Zhang memorization
 (an example is *memorized* when its score is at least the threshold, 0.25 as in the paper) and
@@ -15,9 +16,16 @@ study                             question (paper section)
 :func:`gap`                       memorization count vs train-test gap, Pearson r (Fig. 3)
 :func:`natural_vs_artificial`     injected noisy labels / noisy inputs vs natural points
 :func:`cscore`                    C-scores (Jiang et al.): held-out accuracy vs subset ratio
+:func:`mitigation`                memorization and LiRA TPR under augmentation, weight decay,
+                                  dropout, label smoothing, early stopping (survey Sec. 4.7)
+:func:`onion`                     the privacy onion effect (Carlini et al. 2022): remove the most
+                                  vulnerable examples, retrain, measure the next layer
+:func:`noisy_labels`              flipped labels found by memorization, C-score, proxies and
+                                  attacks: precision@k and AUROC
 ================================  ===============================================================
 
-:func:`check_claims` compares the first five's headline figures with the paper's claims.
+:func:`check_claims` compares the headline figures of the first five (and of the last three)
+with the paper's claims (and the survey's).
 
 Every study takes the same settings (:class:`StudySettings`: data, scale, models, epochs, seed,
 config, threshold, keep_ratio (0.7, the paper's, by default), progress, log, cache) as keyword arguments, plus its own options (which
@@ -63,8 +71,15 @@ from memjax.studies.epochs import detect_stages, epochs  # noqa: F401
 from memjax.studies.gap import STUDY as _GAP
 from memjax.studies.gap import gap  # noqa: F401
 from memjax.studies.model_size import STUDY as _MODEL_SIZE
+from memjax.studies.mitigation import MITIGATIONS, Mitigation, mitigation  # noqa: F401
+from memjax.studies.mitigation import STUDY as _MITIGATION
 from memjax.studies.model_size import model_size  # noqa: F401
 from memjax.studies.natural_vs_artificial import STUDY as _NATURAL_VS_ARTIFICIAL
+from memjax.studies.noisy_labels import STUDY as _NOISY_LABELS
+from memjax.studies.noisy_labels import (detection_auroc, flip_labels,  # noqa: F401
+                                         noisy_labels, precision_at_k)
+from memjax.studies.onion import STUDY as _ONION
+from memjax.studies.onion import onion, remove_examples  # noqa: F401
 from memjax.studies.natural_vs_artificial import (GROUP_NAMES, NATURAL,  # noqa: F401
                                                   NOISY_INPUT, NOISY_LABEL, inject_artificial,
                                                   natural_vs_artificial)
@@ -76,7 +91,8 @@ from memjax.studies.transient import STUDY as _TRANSIENT
 from memjax.studies.transient import transient  # noqa: F401
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (
-    _MODEL_SIZE, _EPOCHS, _TRANSIENT, _GAP, _NATURAL_VS_ARTIFICIAL, _CSCORE)}
+    _MODEL_SIZE, _EPOCHS, _TRANSIENT, _GAP, _NATURAL_VS_ARTIFICIAL, _CSCORE, _MITIGATION,
+    _ONION, _NOISY_LABELS)}
 STUDIES = tuple(REGISTRY)
 FUNCTIONS = {name: s.function for name, s in REGISTRY.items()}  # name -> memjax.studies.NAME
 

@@ -5,7 +5,9 @@ Studies share ensembles: ``gap`` reads the ensembles of ``model_size``, ``transi
 
 * the datasets loaded from spec strings (so that ``"digits"`` is one :class:`memjax.Dataset`),
 * the finished runs, keyed by the dataset's identity and the TrainConfig's JSON,
-* the datasets with injected artificial points of ``natural_vs_artificial``,
+* the datasets with injected artificial points of ``natural_vs_artificial``, and the other
+  datasets a study derives from its data (:meth:`RunCache.derived`: flipped labels, examples
+  removed),
 
 and, inside :meth:`RunCache.saving`, saves every ensemble as a memjax run under a directory, so
 that an interrupted study resumes and a repeated one trains nothing. Studies use the
@@ -43,12 +45,14 @@ class RunCache:
     self._datasets: dict[str, Dataset] = {}
     self._runs: dict[tuple[int, str], tuple[Dataset, Any, float]] = {}
     self._injected: dict[tuple, tuple[Dataset, Dataset, np.ndarray]] = {}
+    self._derived: dict[tuple, tuple[Dataset, Any]] = {}
 
   def clear(self) -> None:
     """Forgets every dataset and ensemble (saved runs stay on disk)."""
     self._datasets.clear()
     self._runs.clear()
     self._injected.clear()
+    self._derived.clear()
 
   def __len__(self) -> int:
     """The number of ensembles held."""
@@ -87,6 +91,21 @@ class RunCache:
     if key not in self._injected:  # the dataset is kept so that its id stays unique
       self._injected[key] = (dataset, *inject(dataset, label_fraction, input_fraction, seed))
     return self._injected[key][1:]
+
+  def derived(self, dataset: Dataset, key: tuple, make: Callable[[], Any]) -> Any:
+    """``make()``, made once per (dataset, key): a dataset a study derives from ``dataset``
+    (with what goes with it, e.g. the mask of the changed examples), shared so that the
+    ensembles trained on it are too.
+
+    Args:
+      dataset: the dataset it derives from (its identity is part of the key).
+      key: what else it depends on, hashable, e.g. ``("flipped labels", 0.1, seed)``.
+      make: builds it.
+    """
+    full = (id(dataset), *key)
+    if full not in self._derived:  # the dataset is kept so that its id stays unique
+      self._derived[full] = (dataset, make())
+    return self._derived[full][1]
 
   def train(self, dataset: Dataset, config: TrainConfig, progress: bool = False,
             log: Callable[[str], None] | None = None):

@@ -1,4 +1,4 @@
-"""The paper's claims, checked against the studies' headline figures.
+"""The paper's claims (and the survey's), checked against the studies' headline figures.
 
 Each :class:`Claim` states a finding of "Back to Fundamentals" (or of the artificial-memorization
 literature it answers), what a run measured, and whether the two agree:
@@ -9,7 +9,19 @@ literature it answers), what a run measured, and whether the two agree:
 * transient points must score above the mean of all points, model-wise and temporal-wise;
 * the memorized count must follow the train-test gap with Pearson r > 0.9 (``gap``);
 * artificial points' mean score must grow from the smallest to the largest model, and the natural
-  points' by less than half as much (``natural_vs_artificial``).
+  points' by less than half as much (``natural_vs_artificial``);
+
+and three findings of the survey of memorization and the work it reviews:
+
+* weight decay and data augmentation reduce memorization (its Sec. 4.7): the strongest setting
+  of each must memorize fewer examples than the baseline by more than 2 combined standard
+  errors (``mitigation``);
+* the privacy onion effect (Carlini et al. 2022): after removing the most vulnerable examples,
+  the next layer must be more vulnerable than after removing as many random ones, by more than
+  2 standard errors, at every fraction removed (``onion``);
+* memorization finds mislabelled examples better than chance: its precision among the k
+  top-ranked examples (k = the number flipped) must exceed the fraction flipped by more than 2
+  binomial standard errors at every rate (``noisy_labels``).
 
 At small scale and with few models the estimates are noisy: a verdict is only as good as the
 ensembles it comes from (read it with the standard errors in the tables).
@@ -109,6 +121,35 @@ def check_claims(headlines: Mapping[str, Any]) -> list[Claim]:
         "natural memorization vs model size, in the same runs",
         "does not grow like the artificial one", f"mean score {trend['natural']:+.3f} (natural "
         "points)", trend["natural"] < min(trend["noisy_label"], trend["noisy_input"]) / 2))
+  mitigation = h.get("mitigation", {})
+  for group in ("weight decay", "augmentation"):
+    if group not in mitigation.get("groups", {}):
+      continue
+    g, base = mitigation["groups"][group], mitigation["baseline"]
+    claims.append(Claim(
+        f"memorization under {group} ({g['strongest']})", "reduces it (survey Sec. 4.7)",
+        f"{base['memorized']} → {g['memorized']} memorized ({g['change']:+d} ± "
+        f"{_number(g['change_se']):.0f}), test accuracy {base['test_acc']:.3f} → "
+        f"{g['test_acc']:.3f}", g["effect"] == "reduced"))
+  if "onion" in h:
+    parts = [f"k={p['k']}: {p['layer_after_top_removal']:.3f} vs "
+             f"{p['layer_after_random_removal']:.3f} ({_number(p['effect']):+.3f} ± "
+             f"{_number(p['effect_se']):.3f})" for p in h["onion"]["by_fraction"].values()]
+    claims.append(Claim(
+        "removing the most vulnerable examples exposes the next layer",
+        "the privacy onion effect (Carlini et al. 2022)",
+        "the next layer's vulnerability after removing the k most vulnerable vs k random: "
+        + "; ".join(parts), bool(h["onion"]["onion_effect"])))
+  if "noisy_labels" in h:
+    n = h["noisy_labels"]
+    parts, agrees = [], True
+    for rate, flipped in n["flipped"].items():
+      precision, chance = n["memorization"][rate]["precision"], n["chance"][rate]
+      agrees &= precision > chance + 2 * math.sqrt(chance * (1 - chance) / max(flipped, 1))
+      parts.append(f"{float(rate):.0%} flipped: {precision:.2f} vs {chance:.2f}")
+    claims.append(Claim(
+        "memorization finds mislabelled examples", "better than chance (survey)",
+        "precision at k = the number flipped, vs chance: " + "; ".join(parts), bool(agrees)))
   return claims
 
 

@@ -31,7 +31,8 @@ class Scale:
     epochs: training epochs of those ensembles.
     families: the architectures of model_size / gap, ordered by size within each family (a
       family may bring its own recipe as an Arch's 4th element, see :func:`arch_config`).
-    epochs_arch: the architecture of the epochs study (and the temporal transient study).
+    epochs_arch: the architecture of the epochs study (and the temporal transient study), and
+      of mitigation, onion and noisy_labels (which train ``models`` of it for ``epochs``).
     epochs_models, epochs_epochs: its ensemble size and epochs (evaluated every epoch).
     transient_pair: indices into ``families`` of the small and the large model (model-wise).
     artificial_archs: the sizes of the natural_vs_artificial study (evaluated every epoch).

@@ -49,3 +49,18 @@ def test_saving_saves_resumes_and_restores(small_digits, tmp_path):
   np.testing.assert_array_equal(reused.correct, trained.correct)
   assert os.listdir(tmp_path / "runs") == [name]
 
+
+
+def test_derived_datasets_made_once_per_dataset_and_key(small_digits, digits):
+  cache = studies.RunCache()
+  made = []
+  def make(tag):
+    made.append(tag)
+    return tag, object()
+  a = cache.derived(small_digits, ("flip", 0.1, 0), lambda: make("a"))
+  assert cache.derived(small_digits, ("flip", 0.1, 0), lambda: make("again")) is a
+  b = cache.derived(small_digits, ("flip", 0.2, 0), lambda: make("b"))
+  c = cache.derived(digits, ("flip", 0.1, 0), lambda: make("c"))
+  assert made == ["a", "b", "c"] and a is not b and a is not c
+  cache.clear()
+  assert cache.derived(small_digits, ("flip", 0.1, 0), lambda: make("d")) is not a

@@ -91,3 +91,60 @@ def test_claims_table():
   assert lines[:2] == ["| claim | paper | digits | agrees |", "|---|---|---|---|"]
   assert lines[2].endswith("| flat: 30 → 20 memorized, mlp[16] to mlp[512] | no |")
   assert len(lines) == 2 + 7
+
+
+def survey_headlines(wd_effect="reduced", augment_effect="reduced", exposed=(True, True),
+                     precision=(0.3, 0.4)):
+  """Headlines of the survey's three studies with the figures their claims read."""
+  def group(strongest, effect):
+    return {"strongest": strongest, "memorized": 30, "change": -15, "change_se": 4.0,
+            "effect": effect, "test_acc": 0.96}
+  return {
+      "mitigation": {"baseline": {"memorized": 45, "test_acc": 0.97},
+                     "groups": {"augmentation": group("flip+translate 1px", augment_effect),
+                                "weight decay": group("weight decay 5e-3", wd_effect),
+                                "dropout": group("dropout 0.5", "same")}},
+      "onion": {"by_fraction": {
+          f: {"k": k, "layer_after_top_removal": 0.8, "layer_after_random_removal": 0.7,
+              "effect": 0.1, "effect_se": None if not e else 0.02, "exposed": e}
+          for f, k, e in (("0.05", 72, exposed[0]), ("0.1", 144, exposed[1]))},
+          "onion_effect": all(exposed)},
+      "noisy_labels": {"flipped": {"0.05": 72, "0.2": 287},
+                       "memorization": {"0.05": {"precision": precision[0]},
+                                        "0.2": {"precision": precision[1]}},
+                       "chance": {"0.05": 0.05, "0.2": 0.2}},
+  }
+
+
+def test_survey_claims_agree_and_read_their_figures():
+  claims = studies.check_claims(json.loads(json.dumps(survey_headlines())))
+  assert [c.claim for c in claims] == [
+      "memorization under weight decay (weight decay 5e-3)",
+      "memorization under augmentation (flip+translate 1px)",
+      "removing the most vulnerable examples exposes the next layer",
+      "memorization finds mislabelled examples"]
+  assert all(c.agrees is True for c in claims)
+  assert claims[0].measured == "45 → 30 memorized (-15 ± 4), test accuracy 0.970 → 0.960"
+  assert claims[2].measured.endswith("k=72: 0.800 vs 0.700 (+0.100 ± 0.020); k=144: 0.800 vs "
+                                     "0.700 (+0.100 ± 0.020)")
+  assert claims[3].measured == ("precision at k = the number flipped, vs chance: 5% flipped: "
+                                "0.30 vs 0.05; 20% flipped: 0.40 vs 0.20")
+
+
+@pytest.mark.parametrize("change, disagrees", [
+    (dict(wd_effect="same"), [0]), (dict(wd_effect="increased"), [0]),
+    (dict(augment_effect="same"), [1]), (dict(exposed=(True, False)), [2]),
+    # 0.2 + 2 sqrt(0.2 x 0.8 / 287) = 0.247: a precision of 0.24 is within chance.
+    (dict(precision=(0.3, 0.24)), [3]), (dict(precision=(0.05, 0.4)), [3]),
+])
+def test_each_survey_claim_fails_on_its_counterexample(change, disagrees):
+  got = [c.agrees for c in studies.check_claims(json.loads(json.dumps(
+      survey_headlines(**change))))]
+  assert got == [i not in disagrees for i in range(4)]
+
+
+def test_survey_claims_only_for_the_groups_run():
+  h = survey_headlines()
+  del h["mitigation"]["groups"]["weight decay"]
+  claims = studies.check_claims({"mitigation": h["mitigation"]})
+  assert [c.claim for c in claims] == ["memorization under augmentation (flip+translate 1px)"]

@@ -106,9 +106,10 @@ def test_run_study_unknown_name(small_digits):
 def test_studies_share_ensembles(small_studies):
   trained = [line for line in small_studies["logs"] if "trained" in line]
   # model_size: mlp[8], mlp[64]; epochs: mlp[64] every epoch; gap: mlp[16]; natural_vs_artificial:
-  # mlp[8], mlp[64] on the injected data; cscore: mlp[64] on 9 ratios. transient trains nothing
-  # of its own.
-  assert len(trained) == 7, trained
+  # mlp[8], mlp[64] on the injected data; cscore: mlp[64] on 9 ratios; mitigation: its
+  # baseline (every epoch) and 2 settings; onion: 2 retrained (its first is model_size's
+  # mlp[64]); noisy_labels: 2 rates. transient trains nothing of its own.
+  assert len(trained) == 7 + 3 + 2 + 2, trained
 
 
 @pytest.mark.slow
@@ -118,7 +119,7 @@ def test_study_save_writes_files(small_studies, name, tmp_path):
   paths = res.save(str(tmp_path / name))
   saved = ["headline.json", "plot.png", "study.json", "table.csv", "table.md"]
   assert sorted(os.listdir(tmp_path / name)) == sorted(
-      saved + (["arrays.npz"] if name in ("transient", "cscore") else []))
+      saved + (["arrays.npz"] if name in ("transient", "cscore", "onion") else []))
   assert_csv_round_trips(res, paths["csv"])
   with open(paths["json"]) as f:
     assert json.load(f) == json.loads(json.dumps(formatting.jsonable(res.headline)))

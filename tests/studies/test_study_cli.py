@@ -74,13 +74,16 @@ def test_cli_study_all_checks_the_claims_and_replots(digits_npz, tmp_path, capsy
   args = ["--scale", "small", "--data", f"npz:{digits_npz}", "--models", "4", "--epochs", "2"]
   assert cli.main(["study", "all", "--out", str(out), *args]) == 0
   assert sorted(os.listdir(out)) == sorted([*studies.STUDIES, "claims.md", "runs"])
-  # model_size: 2 ensembles, epochs: 1, natural_vs_artificial: 2, cscore: 1; transient and gap
-  # reuse them.
-  assert len(os.listdir(out / "runs")) == 6
+  # model_size: 2 ensembles, epochs: 1, natural_vs_artificial: 2, cscore: 1, mitigation: 9 (the
+  # baseline and 8 settings; early stopping reads the baseline), onion: 4 (2 fractions x 2
+  # removals; its first is model_size's mlp[64]), noisy_labels: 3; transient and gap reuse them.
+  runs = 6 + 9 + 4 + 3
+  assert len(os.listdir(out / "runs")) == runs
   claims = open(out / "claims.md").read()
   assert claims.startswith("# Back to Fundamentals: the claims, checked (small, d300)\n\n"
                            "| claim | paper | this run (small, d300, keep ratio 0.7) | agrees |\n")
-  assert claims.count("\n| ") == 1 + 7  # the header and 7 claims (one model_size family)
+  # The header and 7 claims of the paper (one model_size family), 4 of the survey.
+  assert claims.count("\n| ") == 1 + 7 + 4
   assert "claims.md" in capsys.readouterr().out
   # --replot redraws every plot from the saved tables, without training.
   for name in studies.STUDIES:
@@ -89,7 +92,7 @@ def test_cli_study_all_checks_the_claims_and_replots(digits_npz, tmp_path, capsy
   assert cli.main(["study", "all", "--replot", str(out)]) == 0
   for name in studies.STUDIES:
     assert_png(out / name / "plot.png")
-  assert len(studies.SHARED) == 0 and len(os.listdir(out / "runs")) == 6
+  assert len(studies.SHARED) == 0 and len(os.listdir(out / "runs")) == runs
   assert cli.main(["study", "gap", "--replot", str(out / "gap")]) == 0
   # The wrong study, or a directory without a study, is an error saying what to do.
   assert cli.main(["study", "epochs", "--replot", str(out / "gap")]) == 2
