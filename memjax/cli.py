@@ -287,7 +287,7 @@ def cmd_study(args) -> int:
     table = studies.claims_table(studies.check_claims(results), f"this run ({args.scale}, "
                                  f"{dataset.name}, {settings.ratio_text()})")
     with open(os.path.join(root, "claims.md"), "w") as f:
-      f.write(f"# Back to Fundamentals: the claims, checked ({args.scale}, {dataset.name})\n\n"
+      f.write(f"# The seed papers' claims, checked ({args.scale}, {dataset.name})\n\n"
               f"{table}\n")
     print(f"{table}\n  wrote {root}/claims.md", flush=True)
   return 0

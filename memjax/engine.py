@@ -652,7 +652,9 @@ def _check_private(config: TrainConfig, fns: ModelFns) -> None:
     raise MemjaxError("DP-SGD needs per-example gradients, but this model keeps state across "
                       "examples (BatchNorm statistics or other non-parameter variables), which "
                       "mixes the examples of a batch and voids the guarantee. Use a model "
-                      "without BatchNorm: mlp, cnn or vit (or GroupNorm/LayerNorm in your own).")
+                      "without BatchNorm: mlp, cnn or vit, vgg or resnet with "
+                      "model_kwargs={'norm': 'group'} (GroupNorm), or GroupNorm/LayerNorm in "
+                      "your own.")
 
 
 def to_host(array: jax.Array) -> np.ndarray:

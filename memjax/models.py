@@ -33,6 +33,8 @@ stream.)
 * ``resnet``: CIFAR-style ResNet family (He et al. 2016): a stem conv, three stages of ``depth``
   basic blocks with ``width``, ``2 * width``, ``4 * width`` channels (stride 2 between stages),
   global average pooling; ``depth=3, width=16`` is ResNet-20.
+* ``vgg`` and ``resnet`` take ``norm="group"`` for GroupNorm instead of BatchNorm (no batch
+  statistics: the variant DP-SGD can train).
 * ``vit``: Vision Transformer (Dosovitskiy et al. 2021): non-overlapping ``patch`` x ``patch``
   patches embedded linearly with learned position embeddings, ``depth`` pre-norm transformer
   blocks of ``width`` and ``heads``, mean pooling, a linear head; ``size="tiny"`` / ``"small"``
@@ -176,32 +178,47 @@ class SmallCNN(nnx.Module):
     return self.head(x)
 
 
+NORMS = ("batch", "group")
+
+
 class ConvBN(nnx.Module):
-  """conv (no bias) + BatchNorm (+ ReLU)."""
+  """conv (no bias) + BatchNorm or GroupNorm (+ ReLU).
+
+  ``norm="group"`` normalises each example on its own (GroupNorm, gcd(channels, 16) groups), so
+  the model keeps no batch statistics: what DP-SGD's per-example gradients need.
+  """
 
   def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs, stride: int = 1,
-               kernel_size: int = 3):
+               kernel_size: int = 3, norm: str = "batch"):
+    if norm not in NORMS:
+      raise MemjaxError(f"norm={norm!r}; choose one of {', '.join(NORMS)}.")
     self.conv = Conv(in_features, out_features, rngs=rngs, stride=stride,
                      kernel_size=kernel_size, use_bias=False)
-    self.bn = nnx.BatchNorm(out_features, momentum=0.9, rngs=rngs)
+    if norm == "batch":
+      self.bn = nnx.BatchNorm(out_features, momentum=0.9, rngs=rngs)
+    else:
+      self.bn = nnx.GroupNorm(out_features, num_groups=math.gcd(out_features, 16), rngs=rngs)
 
   def __call__(self, x: jax.Array, train: bool, relu: bool = True) -> jax.Array:
-    y = self.bn(self.conv(x), use_running_average=not train)
+    y = self.conv(x)
+    y = (self.bn(y, use_running_average=not train) if isinstance(self.bn, nnx.BatchNorm)
+         else self.bn(y))
     return jax.nn.relu(y) if relu else y
 
 
 class VGG(nnx.Module):
-  """VGG-style: stages of ``depth`` ConvBN layers (width * 2**s channels) + max-pool; GAP; head."""
+  """VGG-style: stages of ``depth`` ConvBN layers (width * 2**s channels) + max-pool; GAP; head.
+  ``norm``: "batch" (BatchNorm) or "group" (GroupNorm, for DP-SGD)."""
 
   def __init__(self, input_shape: Sequence[int], num_classes: int, *, rngs: nnx.Rngs,
-               width: int = 16, depth: int = 1, stages: int | None = None):
+               width: int = 16, depth: int = 1, stages: int | None = None, norm: str = "batch"):
     h, w, c = _image_shape(input_shape, "vgg")
     max_stages = max(1, int(math.log2(min(h, w))) - 1)
     stages = min(4, max_stages) if stages is None else stages
     layers, c_in = [], c
     for s in range(stages):
       for _ in range(depth):
-        layers.append(ConvBN(c_in, width * 2 ** s, rngs=rngs))
+        layers.append(ConvBN(c_in, width * 2 ** s, rngs=rngs, norm=norm))
         c_in = width * 2 ** s
     self.layers = nnx.List(layers)
     self.depth = depth
@@ -218,11 +235,13 @@ class VGG(nnx.Module):
 class BasicBlock(nnx.Module):
   """ResNet basic block: two 3x3 ConvBN, identity or 1x1 projection shortcut."""
 
-  def __init__(self, in_features: int, out_features: int, stride: int, *, rngs: nnx.Rngs):
-    self.conv1 = ConvBN(in_features, out_features, rngs=rngs, stride=stride)
-    self.conv2 = ConvBN(out_features, out_features, rngs=rngs)
+  def __init__(self, in_features: int, out_features: int, stride: int, *, rngs: nnx.Rngs,
+               norm: str = "batch"):
+    self.conv1 = ConvBN(in_features, out_features, rngs=rngs, stride=stride, norm=norm)
+    self.conv2 = ConvBN(out_features, out_features, rngs=rngs, norm=norm)
     needs_projection = stride != 1 or in_features != out_features
-    self.shortcut = (ConvBN(in_features, out_features, rngs=rngs, stride=stride, kernel_size=1)
+    self.shortcut = (ConvBN(in_features, out_features, rngs=rngs, stride=stride, kernel_size=1,
+                            norm=norm)
                      if needs_projection else None)
 
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -232,17 +251,18 @@ class BasicBlock(nnx.Module):
 
 
 class ResNet(nnx.Module):
-  """CIFAR-style ResNet: stem, 3 stages x ``depth`` basic blocks (width, 2w, 4w), GAP, head."""
+  """CIFAR-style ResNet: stem, 3 stages x ``depth`` basic blocks (width, 2w, 4w), GAP, head.
+  ``norm``: "batch" (BatchNorm) or "group" (GroupNorm, for DP-SGD)."""
 
   def __init__(self, input_shape: Sequence[int], num_classes: int, *, rngs: nnx.Rngs,
-               width: int = 16, depth: int = 1):
+               width: int = 16, depth: int = 1, norm: str = "batch"):
     _, _, c = _image_shape(input_shape, "resnet")
-    self.stem = ConvBN(c, width, rngs=rngs)
+    self.stem = ConvBN(c, width, rngs=rngs, norm=norm)
     blocks, c_in = [], width
     for stage in range(3):
       for b in range(depth):
         stride = 2 if stage > 0 and b == 0 else 1
-        blocks.append(BasicBlock(c_in, width * 2 ** stage, stride, rngs=rngs))
+        blocks.append(BasicBlock(c_in, width * 2 ** stage, stride, rngs=rngs, norm=norm))
         c_in = width * 2 ** stage
     self.blocks = nnx.List(blocks)
     self.head = nnx.Linear(c_in, num_classes, rngs=rngs)

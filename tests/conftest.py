@@ -71,6 +71,9 @@ def small_studies(small_digits):
       # Its first ensemble is model_size's mlp[64]; then 2 retrained ones.
       "onion": studies.study("onion").run(settings, fractions=(0.1,)),
       "noisy_labels": studies.study("noisy_labels").run(settings, rates=(0.1, 0.2)),
+      # Two levels (no DP, epsilon 2) on the data with 20 canaries.
+      "privacy": studies.study("privacy").run(settings, epsilons=(float("inf"), 2.0),
+                                              canaries=20),
   }
   out["logs"] = logs
   out["mitigations"] = mitigations

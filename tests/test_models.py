@@ -266,3 +266,17 @@ def test_mlp_dropout_acts_only_while_training_and_is_reseeded_by_the_engine(smal
   np.testing.assert_array_equal(r1.records.train_lira, r2.records.train_lira)
   r0 = memjax.train(small_digits, **dict(kwargs, model_kwargs={"widths": [32]}))
   assert np.abs(r0.records.train_lira - r1.records.train_lira).max() > 0.1
+
+
+@pytest.mark.parametrize("name", ["vgg", "resnet"])
+def test_group_norm_variants_keep_no_batch_statistics(name):
+  rngs = nnx.Rngs(0)
+  model = models.build(name, (8, 8, 3), 4, rngs, width=4, depth=1, norm="group")
+  _, _, state = nnx.split(model, nnx.Param, ...)
+  assert not jax.tree.leaves(state)  # nothing but parameters: per-example gradients are valid
+  x = jax.random.normal(jax.random.key(0), (5, 8, 8, 3))
+  # Each example is normalised on its own: a batch of one gives the same logits.
+  np.testing.assert_allclose(model(x, train=True)[:1], model(x[:1], train=True), rtol=1e-4,
+                             atol=1e-5)
+  with pytest.raises(MemjaxError, match="norm='layer'"):
+    models.build(name, (8, 8, 3), 4, rngs, width=4, norm="layer")

@@ -1,5 +1,6 @@
 """The experiments of "Back to Fundamentals: Re-examining Memorization in Deep Learning Models",
-and three of the survey of memorization (mitigations, the privacy onion effect, noisy labels).
+and four of the survey of memorization (mitigations, the privacy onion effect, noisy labels,
+differential privacy).
 
 Each study trains ensembles with :func:`memjax.train`, estimates Feldman & Zhang memorization
 (an example is *memorized* when its score is at least the threshold, 0.25 as in the paper) and
@@ -22,6 +23,8 @@ study                             question (paper section)
                                   vulnerable examples, retrain, measure the next layer
 :func:`noisy_labels`              flipped labels found by memorization, C-score, proxies and
                                   attacks: precision@k and AUROC
+:func:`privacy`                   DP-SGD at epsilon inf, 8, 4, 1: test accuracy, memorized
+                                  count, LiRA TPR, audited epsilon beside the theoretical one
 ================================  ===============================================================
 
 :func:`check_claims` compares the headline figures of the first five (and of the last three)
@@ -80,6 +83,8 @@ from memjax.studies.noisy_labels import (detection_auroc, flip_labels,  # noqa: 
                                          noisy_labels, precision_at_k)
 from memjax.studies.onion import STUDY as _ONION
 from memjax.studies.onion import onion, remove_examples  # noqa: F401
+from memjax.studies.privacy import STUDY as _PRIVACY
+from memjax.studies.privacy import privacy  # noqa: F401
 from memjax.studies.natural_vs_artificial import (GROUP_NAMES, NATURAL,  # noqa: F401
                                                   NOISY_INPUT, NOISY_LABEL, inject_artificial,
                                                   natural_vs_artificial)
@@ -92,7 +97,7 @@ from memjax.studies.transient import transient  # noqa: F401
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (
     _MODEL_SIZE, _EPOCHS, _TRANSIENT, _GAP, _NATURAL_VS_ARTIFICIAL, _CSCORE, _MITIGATION,
-    _ONION, _NOISY_LABELS)}
+    _ONION, _NOISY_LABELS, _PRIVACY)}
 STUDIES = tuple(REGISTRY)
 FUNCTIONS = {name: s.function for name, s in REGISTRY.items()}  # name -> memjax.studies.NAME
 

@@ -21,7 +21,16 @@ and three findings of the survey of memorization and the work it reviews:
   2 standard errors, at every fraction removed (``onion``);
 * memorization finds mislabelled examples better than chance: its precision among the k
   top-ranked examples (k = the number flipped) must exceed the fraction flipped by more than 2
-  binomial standard errors at every rate (``noisy_labels``).
+  binomial standard errors at every rate (``noisy_labels``);
+
+and two of differential privacy (``privacy``):
+
+* DP-SGD limits memorization (the survey's Sec. 5): at every epsilon the memorized count above
+  its noise floor (the count that shuffling IN/OUT gives, which grows as noisy models underfit)
+  must lie below the non-private one's by more than 2 combined standard errors;
+* an audit never proves more than the guarantee: every empirical lower bound on epsilon must be
+  at most the accountant's epsilon (a bound above it means a bug in the accounting, the
+  training, or the audit, or the 5% the confidence level allows).
 
 At small scale and with few models the estimates are noisy: a verdict is only as good as the
 ensembles it comes from (read it with the standard errors in the tables).
@@ -150,6 +159,38 @@ def check_claims(headlines: Mapping[str, Any]) -> list[Claim]:
     claims.append(Claim(
         "memorization finds mislabelled examples", "better than chance (survey)",
         "precision at k = the number flipped, vs chance: " + "; ".join(parts), bool(agrees)))
+  if "privacy" in h:
+    claims += _privacy_claims(h["privacy"])
+  return claims
+
+
+def _privacy_claims(p: Mapping[str, Any]) -> list[Claim]:
+  levels = p["levels"]
+  claims = []
+  finite = {k: v for k, v in levels.items() if k != "inf"}
+  if "inf" in levels and finite:
+    base = levels["inf"]
+
+    def excess(level):  # the count above what estimation noise alone gives
+      return level["memorized"] - _number(level["memorized_null"])
+
+    parts, agrees = [], True
+    for label, level in finite.items():
+      se = math.hypot(_number(base["memorized_se"]), _number(level["memorized_se"]))
+      change = excess(level) - excess(base)
+      agrees &= change < -2 * se
+      parts.append(f"epsilon {label}: {excess(level):.0f} ({change:+.0f} ± {se:.0f}), test "
+                   f"accuracy {level['test_acc']:.3f}")
+    claims.append(Claim(
+        "memorization under DP-SGD", "limits it (survey Sec. 5)",
+        f"memorized above the noise floor without DP: {excess(base):.0f} (test accuracy "
+        f"{base['test_acc']:.3f}); " + "; ".join(parts), bool(agrees)))
+  if finite:
+    parts = [f"epsilon {k}: bound {_number(v['audit_epsilon']):.2f}" for k, v in finite.items()]
+    claims.append(Claim(
+        "empirical epsilon lower bound (canary audit)", "never above the theoretical epsilon",
+        "; ".join(parts) + f" ({p['confidence']:.0%} confidence)",
+        all(_number(v["audit_epsilon"]) <= _number(v["epsilon_pld"]) for v in finite.values())))
   return claims
 
 

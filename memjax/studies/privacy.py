@@ -25,6 +25,7 @@ import numpy as np
 
 from memjax import attacks as attacks_lib
 from memjax import auditing, estimators, plotting
+from memjax import privacy as privacy_lib
 from memjax.canaries import with_canaries
 from memjax.errors import MemjaxError
 from memjax.studies.result import Study, StudyResult
@@ -35,11 +36,12 @@ NAME = "privacy"
 EPSILONS = (math.inf, 8.0, 4.0, 1.0)
 AUDIT_KEEP_RATIO = 0.5
 DEFAULT_CANARIES = 50
+BATCHNORM_MODELS = ("vgg", "resnet")  # trained with norm="group" here
 # Pooled variances: with tens of shadow models per-example variances are noisy (see mitigation).
 DEFAULT_ATTACK = "lira_online_fixed"
-COLUMNS = ("epsilon", "noise_multiplier", "delta", "train_acc", "test_acc", "memorized",
-           "memorized_se", "mean_score", "auc", "tpr@0.001", "audit_epsilon", "audit_tpr",
-           "audit_fpr", "bound_below_theory", "wall_s")
+COLUMNS = ("epsilon", "epsilon_pld", "noise_multiplier", "delta", "train_acc", "test_acc",
+           "memorized", "memorized_se", "memorized_null", "mean_score", "auc", "tpr@0.001",
+           "audit_epsilon", "audit_tpr", "audit_fpr", "bound_below_theory", "wall_s")
 
 
 def privacy(data: Any = "digits", *, epsilons: Sequence[float] = EPSILONS,
@@ -52,8 +54,8 @@ def privacy(data: Any = "digits", *, epsilons: Sequence[float] = EPSILONS,
     data: dataset spec or Dataset (``canaries`` mislabeled copies are appended to it).
     epsilons: the target epsilons; ``math.inf`` (or ``float("inf")``) trains without DP-SGD
       (Poisson batches all the same, no clipping, no noise).
-    arch: the architecture (default: the scale's ``epochs_arch``, an MLP; BatchNorm models
-      cannot train with DP-SGD).
+    arch: the architecture (default: the scale's ``epochs_arch``, an MLP on the digits); vgg and
+      resnet train with GroupNorm (``norm="group"``), as DP-SGD cannot train BatchNorm.
     canaries: mislabeled canaries for the audit.
     attack: the attack whose TPR is reported and whose canary scores are audited.
     confidence: the audit's confidence level.
@@ -83,6 +85,10 @@ def run(settings: StudySettings, *, epsilons: Sequence[float] = EPSILONS,
   settings = settings.replace(keep_ratio=AUDIT_KEEP_RATIO)
   sc = settings.scale_spec
   (arch,), notes = settings.usable([arch or sc.epochs_arch], "arch")
+  if arch[1] in BATCHNORM_MODELS and "norm" not in arch[2]:
+    arch = (arch[0], arch[1], {**arch[2], "norm": "group"}, *arch[3:])
+    notes.append(f"{arch_label(arch)}: GroupNorm instead of BatchNorm (DP-SGD needs "
+                 "per-example gradients, which batch statistics would mix).")
   source = settings.dataset()
   data, canary_indices = settings.runs.derived(
       source, ("mislabeled canaries", canaries, settings.seed),
@@ -101,8 +107,7 @@ def run(settings: StudySettings, *, epsilons: Sequence[float] = EPSILONS,
       "canary_kind": "mislabeled", "model": arch_label(arch), "models": models,
       "epochs": base.epochs, "clip_norm": clip_norm, "threshold": settings.threshold,
       "subset_ratios": [AUDIT_KEEP_RATIO],
-      "levels": {_label(r["epsilon"]): {k: r[k] for k in COLUMNS if k != "epsilon"}
-                 for r in rows},
+      "levels": {r["epsilon"]: {k: r[k] for k in COLUMNS if k != "epsilon"} for r in rows},
       "bounds_below_theory": all(r["bound_below_theory"] for r in rows),
   }
   description = (f"DP-SGD ensembles of {models} {arch_label(arch)} on {data.name} with "
@@ -124,16 +129,18 @@ def _row(trained, target: float, canary_indices, attack: str, confidence: float,
   results = attacks_lib.evaluate_attacks(
       np.asarray(records.train_lira), keep, attacks=(attack,), return_scores=True)
   privacy = trained.info.get("privacy")
-  delta = privacy["delta"] if privacy else auditing.DEFAULT_DELTA
+  # The non-private row is audited at the delta the private ones get by default.
+  delta = privacy["delta"] if privacy else privacy_lib.default_delta(keep.shape[1])
   scores, members = auditing.canary_observations(results, keep, canary_indices, attack)
   audit = auditing.audit_epsilon(scores, members, delta=delta, confidence=confidence)
   theory = privacy["epsilon"] if privacy else math.inf
   return {
-      "epsilon": target, "noise_multiplier": privacy["noise_multiplier"] if privacy else 0.0,
+      "epsilon": _label(target), "epsilon_pld": theory, "noise_multiplier": privacy["noise_multiplier"] if privacy else 0.0,
       "delta": delta, "train_acc": float(records.train_accuracy()[-1].mean()),
       "test_acc": float(records.test_accuracy()[-1].mean()),
       "memorized": estimators.count_memorized(mem, threshold),
       "memorized_se": float(estimators.memorized_count_se(records.correct, keep, threshold)),
+      "memorized_null": float(estimators.null_memorized_count(records.correct, keep, threshold)),
       "mean_score": float(np.nanmean(mem)), "auc": results[attack].auc,
       "tpr@0.001": results[attack].tpr_at_fpr[1e-3], "audit_epsilon": audit.epsilon,
       "audit_tpr": audit.tpr, "audit_fpr": audit.fpr,
@@ -149,15 +156,15 @@ def plot(result: StudyResult, path: str) -> None:
   """Left: empirical epsilon lower bound vs theoretical epsilon (the diagonal is the bound's
   ceiling). Right: test accuracy and memorized count per epsilon."""
   rows = result.rows
-  labels = [_label(r["epsilon"]) for r in rows]
+  labels = [str(r["epsilon"]) for r in rows]
   fig, (left, right) = plotting.subplots(2, 10, 4.0)
-  finite = [r for r in rows if math.isfinite(r["epsilon"])]
-  top = max([r["epsilon"] for r in finite] + [r["audit_epsilon"] for r in rows] + [1.0])
+  finite = [r for r in rows if r["epsilon"] != "inf"]
+  top = max([r["epsilon_pld"] for r in finite] + [r["audit_epsilon"] for r in rows] + [1.0])
   left.plot([0, top], [0, top], "k--", lw=1, label="bound = theory")
-  left.plot([r["epsilon"] for r in finite], [r["audit_epsilon"] for r in finite], "o-",
+  left.plot([r["epsilon_pld"] for r in finite], [r["audit_epsilon"] for r in finite], "o-",
             color="C0", label=f"audit ({result.headline['attack']})")
   for r in rows:
-    if not math.isfinite(r["epsilon"]):
+    if r["epsilon"] == "inf":
       left.axhline(r["audit_epsilon"], color="C3", lw=1, ls=":",
                    label=f"no DP: bound {r['audit_epsilon']:.2f}")
   left.set_xlabel("theoretical epsilon (PLD)")

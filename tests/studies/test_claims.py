@@ -1,10 +1,11 @@
 """studies.claims: each verdict on headlines where the answer is known by construction."""
 
 import json
+import math
 
 import pytest
 
-from memjax import studies
+from memjax import formatting, studies
 
 NAN = float("nan")
 
@@ -148,3 +149,43 @@ def test_survey_claims_only_for_the_groups_run():
   del h["mitigation"]["groups"]["weight decay"]
   claims = studies.check_claims({"mitigation": h["mitigation"]})
   assert [c.claim for c in claims] == ["memorization under augmentation (flip+translate 1px)"]
+
+
+def privacy_headline(private_memorized=20, bounds=(1.2, 0.4)):
+  """The privacy study's headline with the figures its two claims read (saved through JSON,
+  so the non-private level's infinite epsilon reads back as null)."""
+  def level(epsilon, memorized, bound, null=2.0, se=3.0):
+    return {"epsilon_pld": epsilon, "memorized": memorized, "memorized_se": se,
+            "memorized_null": null, "test_acc": 0.9, "audit_epsilon": bound}
+  h = {"confidence": 0.95,
+       "levels": {"inf": level(math.inf, 45, 5.0), "8": level(7.99, 30, bounds[0]),
+                  "1": level(0.999, private_memorized, bounds[1], null=12.0)}}
+  return json.loads(json.dumps(formatting.jsonable(h)))
+
+
+def test_privacy_claims_agree_and_read_their_figures():
+  claims = studies.check_claims({"privacy": privacy_headline()})
+  assert [(c.claim, c.agrees) for c in claims] == [
+      ("memorization under DP-SGD", True),
+      ("empirical epsilon lower bound (canary audit)", True)]
+  assert claims[0].measured == (
+      "memorized above the noise floor without DP: 43 (test accuracy 0.900); epsilon 8: 28 "
+      "(-15 ± 4), test accuracy 0.900; epsilon 1: 8 (-35 ± 4), test accuracy 0.900")
+  assert claims[1].measured == "epsilon 8: bound 1.20; epsilon 1: bound 0.40 (95% confidence)"
+
+
+@pytest.mark.parametrize("change, disagrees", [
+    # epsilon 1: 52 - 12 = 40 above the noise floor against 43 without DP is within 2 SE.
+    (dict(private_memorized=52), [0]), (dict(private_memorized=60), [0]),
+    (dict(bounds=(8.5, 0.4)), [1]), (dict(bounds=(1.2, 1.01)), [1]),
+])
+def test_each_privacy_claim_fails_on_its_counterexample(change, disagrees):
+  got = [c.agrees for c in studies.check_claims({"privacy": privacy_headline(**change)})]
+  assert got == [i not in disagrees for i in range(2)]
+
+
+def test_privacy_claims_without_a_non_private_level():
+  h = privacy_headline()
+  del h["levels"]["inf"]
+  assert [c.claim for c in studies.check_claims({"privacy": h})] == [
+      "empirical epsilon lower bound (canary audit)"]

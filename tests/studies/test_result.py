@@ -108,8 +108,9 @@ def test_studies_share_ensembles(small_studies):
   # model_size: mlp[8], mlp[64]; epochs: mlp[64] every epoch; gap: mlp[16]; natural_vs_artificial:
   # mlp[8], mlp[64] on the injected data; cscore: mlp[64] on 9 ratios; mitigation: its
   # baseline (every epoch) and 2 settings; onion: 2 retrained (its first is model_size's
-  # mlp[64]); noisy_labels: 2 rates. transient trains nothing of its own.
-  assert len(trained) == 7 + 3 + 2 + 2, trained
+  # mlp[64]); noisy_labels: 2 rates; privacy: 2 levels on the data with canaries. transient
+  # trains nothing of its own.
+  assert len(trained) == 7 + 3 + 2 + 2 + 2, trained
 
 
 @pytest.mark.slow

@@ -80,10 +80,10 @@ def test_cli_study_all_checks_the_claims_and_replots(digits_npz, tmp_path, capsy
   runs = 6 + 9 + 4 + 3
   assert len(os.listdir(out / "runs")) == runs
   claims = open(out / "claims.md").read()
-  assert claims.startswith("# Back to Fundamentals: the claims, checked (small, d300)\n\n"
+  assert claims.startswith("# The seed papers' claims, checked (small, d300)\n\n"
                            "| claim | paper | this run (small, d300, keep ratio 0.7) | agrees |\n")
-  # The header and 7 claims of the paper (one model_size family), 4 of the survey.
-  assert claims.count("\n| ") == 1 + 7 + 4
+  # The header and 7 claims of the paper (one model_size family), 4 of the survey, 2 of DP.
+  assert claims.count("\n| ") == 1 + 7 + 4 + 2
   assert "claims.md" in capsys.readouterr().out
   # --replot redraws every plot from the saved tables, without training.
   for name in studies.STUDIES:
