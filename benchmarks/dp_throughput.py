@@ -7,10 +7,8 @@ plain training, and the accuracies:
 * shuffle: the default, epochs over a fresh random order of each model's subset;
 * poisson: Poisson-sampled batches of the same expected size (what DP-SGD's accounting needs);
 * dp-sgd: Poisson batches, per-example clipping (C = 1) and Gaussian noise, sigma calibrated to
-  ``--epsilon``; a deterministic model, so the clipped sum comes from one weighted batched
-  backward pass after the per-example gradient norms;
-* dp-sgd, dropout: the same with dropout 0.1, so the clipped per-example gradients are
-  materialised and summed (the path for models with random streams).
+  ``--epsilon`` (per-example gradient norms, then one backward pass of the norm-weighted loss);
+* dp-sgd, dropout: the same with dropout 0.1 (each example its own dropout mask).
 
     python benchmarks/dp_throughput.py                 # 64 MLPs 256-256, 10 epochs, eps 8
     python benchmarks/dp_throughput.py --models 16 --epochs 3   # quicker

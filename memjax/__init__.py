@@ -8,7 +8,7 @@
 """
 
 from memjax import (auditing, canaries, dynamics, example_gradients, intervals, measures, models,
-                    proxies, report, roc, studies)
+                    privacy, proxies, report, roc, studies)
 from memjax.attacks import (AttackResults, evaluate_attacks, lira, lira_statistic, loss_attack,
                             loss_from_statistic, plot_roc, prob_from_statistic, rmia)
 from memjax.auditing import audit_epsilon
@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     # modules
     "auditing", "canaries", "dynamics", "example_gradients", "intervals", "measures", "models",
-    "proxies", "report", "roc", "studies",
+    "privacy", "proxies", "report", "roc", "studies",
     # training and data
     "PRESETS", "TrainConfig", "Dataset", "from_arrays", "load", "Design", "Records", "Run",
     "train", "plan", "MemjaxError", "with_canaries",

@@ -9,8 +9,8 @@ respect to its own training subset (add or remove one example), where epsilon is
 loss of T = epochs * steps_per_epoch self-composed Poisson-subsampled Gaussian mechanisms.
 
 :func:`epsilon` computes it with the privacy-loss-distribution accountant (PLD, tight up to its
-discretisation) or the Renyi accountant (RDP, an upper bound that is looser); :func:`noise_for_epsilon`
-calibrates sigma to a target epsilon; :func:`guarantee` builds the ``run.info["privacy"]`` record
+discretisation) or the Renyi accountant (RDP, a looser upper bound);
+:func:`noise_for_epsilon` calibrates sigma to a target epsilon; :func:`guarantee` builds the ``run.info["privacy"]`` record
 of a run.
 
 >>> eps = epsilon(noise_multiplier=1.0, sampling_rate=0.01, steps=1000, delta=1e-5)
@@ -213,8 +213,9 @@ def describe(privacy: dict[str, Any] | None) -> str:
     return "not private (no DP-SGD)"
   eps = privacy["epsilon"]
   text = (f"DP-SGD: ({'inf' if math.isinf(eps) else f'{eps:.3g}'}, {privacy['delta']:.2g})-DP "
-          f"per model (PLD; RDP {privacy['epsilon_rdp']:.3g}), sigma={privacy['noise_multiplier']:.4g}, "
-          f"C={privacy['clip_norm']:g}, q={privacy['sampling_rate']:.4g}, {privacy['steps']} steps, "
+          f"per model (PLD; RDP {privacy['epsilon_rdp']:.3g}), "
+          f"sigma={privacy['noise_multiplier']:.4g}, C={privacy['clip_norm']:g}, "
+          f"q={privacy['sampling_rate']:.4g}, {privacy['steps']} steps, "
           f"{privacy['sampling']} sampling")
   if not privacy.get("covered", True):
     text += " (NOT covered by the Poisson accounting)"

@@ -1,7 +1,6 @@
 """DP-SGD and Poisson sampling in the engine (memjax.engine.dp_train_step, Engine._poisson_batch)
 checked against plain per-example loops, plain SGD and the noise's known distribution."""
 
-import dataclasses
 import math
 
 import jax
@@ -88,21 +87,39 @@ def test_dp_step_clips_each_example_like_a_plain_loop(small_digits):
                                                for i in range(9)]), rel=1e-5)
 
 
-def test_both_clipping_paths_give_the_same_clipped_sum(small_digits):
-  """Models with random streams sum materialised clipped gradients; deterministic ones take a
-  weighted batched backward pass. On a deterministic model both apply."""
+def test_dropout_models_clip_the_gradients_of_their_own_dropout_masks(small_digits):
+  """The clipped sum comes from a weighted backward pass through the per-example forward; with
+  dropout it must equal optax's clip-and-sum of the per-example gradients under the same
+  per-example masks (example k draws from fold_in(key, k))."""
   eng, _ = make_engine(small_digits, dp_noise_multiplier=0.0, dp_clip_norm=0.5, **SGD)
+  config = eng.config.replace(model_kwargs={"widths": (8,), "dropout": 0.5})
+  eng = engine.Engine(small_digits, config, 4, chunk_size=4)
+  assert eng.fns.random_streams
   state = one_model(eng)
   x, y = jnp.asarray(small_digits.x_train[:12]), jnp.asarray(small_digits.y_train[:12])
   mask = jnp.arange(12) < 10
-  results = []
-  for fns in (eng.fns, dataclasses.replace(eng.fns, random_streams=("dropout",))):
-    new, _ = engine.dp_train_step(fns, eng.optimizer, eng.loss_fn, state, x, y,
-                                  jax.random.key(0), mask, clip_norm=0.5, noise_multiplier=0.0,
-                                  expected_batch=32)
-    results.append(jax.tree.leaves(new["params"]))
-  for a, b in zip(*results):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  key = jax.random.key(3)
+  new, _ = engine.dp_train_step(eng.fns, eng.optimizer, eng.loss_fn, state, x, y, key, mask,
+                                clip_norm=0.5, noise_multiplier=0.0, expected_batch=32)
+
+  def example_loss(params, i):
+    logits, _ = eng.fns.apply(params, state["model_state"], x[i:i + 1], True,
+                              jax.random.fold_in(key, i))
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y[i:i + 1])[0]
+
+  grads = [jax.grad(example_loss)(state["params"], i) for i in range(10)]
+  stacked = jax.tree.map(lambda *g: jnp.stack(g), *grads)
+  leaves, treedef = jax.tree.flatten(stacked)
+  clipped, _ = optax.per_example_global_norm_clip(leaves, 0.5)
+  expected = jax.tree.map(lambda p, g: p - g / 32, state["params"],
+                          jax.tree.unflatten(treedef, clipped))
+  for got, want in zip(jax.tree.leaves(new["params"]), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  # Dropout acts, so the per-example keys matter: another key, another loss.
+  logits_other, _ = eng.fns.apply(state["params"], state["model_state"], x[:1], True,
+                                  jax.random.fold_in(key, 99))
+  other = optax.softmax_cross_entropy_with_integer_labels(logits_other, y[:1])[0]
+  assert float(other) != pytest.approx(float(example_loss(state["params"], 0)), rel=1e-4)
 
 
 def test_dp_noise_has_standard_deviation_sigma_c_over_the_batch(small_digits):

@@ -18,7 +18,6 @@ models, which gives the audit as many members as non-members.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Sequence
 
 import numpy as np
