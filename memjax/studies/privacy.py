@@ -106,7 +106,8 @@ def run(settings: StudySettings, *, epsilons: Sequence[float] = EPSILONS,
       "canary_kind": "mislabeled", "model": arch_label(arch), "models": models,
       "epochs": base.epochs, "clip_norm": clip_norm, "threshold": settings.threshold,
       "subset_ratios": [AUDIT_KEEP_RATIO],
-      "levels": {r["epsilon"]: {k: r[k] for k in COLUMNS if k != "epsilon"} for r in rows},
+      "levels": {_label(r["epsilon"]): {k: r[k] for k in COLUMNS if k != "epsilon"}
+                 for r in rows},
       "bounds_below_theory": all(r["bound_below_theory"] for r in rows),
   }
   description = (f"DP-SGD ensembles of {models} {arch_label(arch)} on {data.name} with "
@@ -134,7 +135,7 @@ def _row(trained, target: float, canary_indices, attack: str, confidence: float,
   audit = auditing.audit_epsilon(scores, members, delta=delta, confidence=confidence)
   theory = privacy["epsilon"] if privacy else math.inf
   return {
-      "epsilon": _label(target), "epsilon_pld": theory, "noise_multiplier": privacy["noise_multiplier"] if privacy else 0.0,
+      "epsilon": target, "epsilon_pld": theory, "noise_multiplier": privacy["noise_multiplier"] if privacy else 0.0,
       "delta": delta, "train_acc": float(records.train_accuracy()[-1].mean()),
       "test_acc": float(records.test_accuracy()[-1].mean()),
       "memorized": estimators.count_memorized(mem, threshold),
@@ -155,15 +156,15 @@ def plot(result: StudyResult, path: str) -> None:
   """Left: empirical epsilon lower bound vs theoretical epsilon (the diagonal is the bound's
   ceiling). Right: test accuracy and memorized count per epsilon."""
   rows = result.rows
-  labels = [str(r["epsilon"]) for r in rows]
+  labels = [_label(r["epsilon"]) for r in rows]
   fig, (left, right) = plotting.subplots(2, 10, 4.0)
-  finite = [r for r in rows if r["epsilon"] != "inf"]
+  finite = [r for r in rows if math.isfinite(r["epsilon"])]
   top = max([r["epsilon_pld"] for r in finite] + [r["audit_epsilon"] for r in rows] + [1.0])
   left.plot([0, top], [0, top], "k--", lw=1, label="bound = theory")
   left.plot([r["epsilon_pld"] for r in finite], [r["audit_epsilon"] for r in finite], "o-",
             color="C0", label=f"audit ({result.headline['attack']})")
   for r in rows:
-    if r["epsilon"] == "inf":
+    if not math.isfinite(r["epsilon"]):
       left.axhline(r["audit_epsilon"], color="C3", lw=1, ls=":",
                    label=f"no DP: bound {r['audit_epsilon']:.2f}")
   left.set_xlabel("theoretical epsilon (PLD)")

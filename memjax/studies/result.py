@@ -189,15 +189,17 @@ def _parse(text: str) -> Any:
 
 
 def _fmt(v) -> str:
-  """A table cell for markdown: 4 significant digits, n/a for non-finite numbers."""
+  """A table cell for markdown: 4 significant digits, n/a for NaN, inf / -inf."""
   if isinstance(v, (bool, np.bool_)):
     return str(bool(v))
   if isinstance(v, (int, np.integer)):
     return str(int(v))
   if isinstance(v, (float, np.floating)):
     v = float(v)
-    if not math.isfinite(v):
+    if math.isnan(v):
       return "n/a"
+    if math.isinf(v):
+      return "inf" if v > 0 else "-inf"
     return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
   if isinstance(v, (list, tuple, dict)):
     return json.dumps(formatting.jsonable(v))

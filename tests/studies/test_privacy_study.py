@@ -27,10 +27,10 @@ def test_privacy_small(small_studies):
   res = small_studies["privacy"]
   assert res.columns[:4] == ("epsilon", "epsilon_pld", "noise_multiplier", "delta")
   plain, private = res.rows
-  assert plain["epsilon"] == "inf" and math.isinf(plain["epsilon_pld"])
+  assert math.isinf(plain["epsilon"]) and math.isinf(plain["epsilon_pld"])
   assert plain["noise_multiplier"] == 0.0
   # The private level: sigma calibrated to epsilon 2 at delta 1 / (10 N), N = 300 + 20 canaries.
-  assert private["epsilon"] == "2" and private["epsilon_pld"] == pytest.approx(2.0, abs=0.01)
+  assert private["epsilon"] == 2.0 and private["epsilon_pld"] == pytest.approx(2.0, abs=0.01)
   assert private["delta"] == plain["delta"] == pytest.approx(privacy_lib.default_delta(320))
   assert private["noise_multiplier"] > 0.5
   for row in res.rows:

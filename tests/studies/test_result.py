@@ -92,7 +92,8 @@ def test_fmt_numbers():
   assert result._fmt(0.000123) == "1.23e-04"
   assert result._fmt(0.0) == "0"
   assert result._fmt(123456.7) == "1.235e+05"
-  assert result._fmt(float("inf")) == "n/a"
+  assert result._fmt(float("inf")) == "inf" and result._fmt(-np.inf) == "-inf"
+  assert result._fmt(float("nan")) == "n/a"
   assert result._fmt(np.int32(7)) == "7"
 
 

@@ -76,8 +76,9 @@ def test_cli_study_all_checks_the_claims_and_replots(digits_npz, tmp_path, capsy
   assert sorted(os.listdir(out)) == sorted([*studies.STUDIES, "claims.md", "runs"])
   # model_size: 2 ensembles, epochs: 1, natural_vs_artificial: 2, cscore: 1, mitigation: 9 (the
   # baseline and 8 settings; early stopping reads the baseline), onion: 4 (2 fractions x 2
-  # removals; its first is model_size's mlp[64]), noisy_labels: 3; transient and gap reuse them.
-  runs = 6 + 9 + 4 + 3
+  # removals; its first is model_size's mlp[64]), noisy_labels: 3, privacy: 4 (epsilon inf, 8,
+  # 4, 1 on the data with canaries); transient and gap reuse them.
+  runs = 6 + 9 + 4 + 3 + 4
   assert len(os.listdir(out / "runs")) == runs
   claims = open(out / "claims.md").read()
   assert claims.startswith("# The seed papers' claims, checked (small, d300)\n\n"
