@@ -460,8 +460,9 @@ class Engine:
 
     Model m's step s uses the key fold_in(epoch key of m, s): its augmentation draws from it,
     its random streams (dropout) from fold_in(that key, 1), its Poisson batch from
-    fold_in(that key, 2) and its DP-SGD noise from fold_in(that key, 3), so every random choice
-    depends on (seed, model index, epoch, step) only.
+    fold_in(that key, 2); under DP-SGD example k's random streams draw from
+    fold_in(fold_in(that key, 3), k) and the noise from fold_in(fold_in(that key, 3), K). Every
+    random choice depends on (seed, model index, epoch, step) only.
     """
     config = self.config
     if self.sampling == "shuffle":
