@@ -55,10 +55,12 @@ def _event(noise_multiplier: float, sampling_rate: float, steps: int):
   return dp.SelfComposedDpEvent(step, steps)
 
 
-def _accountant(name: str):
+def _accountant(name: str, search: bool = False):
+  """A fresh accountant; ``search``: PLD on a 10x coarser grid (pessimistic, so epsilon comes
+  out at most ~1e-5 larger relative, and 10x faster) for calibration searches."""
   dp = _dp_accounting()
   if name == "pld":
-    return dp.pld.PLDAccountant()
+    return dp.pld.PLDAccountant(value_discretization_interval=1e-3 if search else 1e-4)
   if name == "rdp":
     return dp.rdp.RdpAccountant(orders=RDP_ORDERS)
   raise MemjaxError(f"accountant={name!r}; choose one of {', '.join(ACCOUNTANTS)}.")
@@ -102,7 +104,8 @@ def epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: fl
 def noise_for_epsilon(target_epsilon: float, sampling_rate: float, steps: int, delta: float,
                       accountant: str = "pld") -> float:
   """The smallest noise multiplier sigma whose :func:`epsilon` is at most ``target_epsilon``
-  (``dp_accounting.calibrate_dp_mechanism``; sigma to an absolute tolerance of 1e-3).
+  (``dp_accounting.calibrate_dp_mechanism``; sigma to an absolute tolerance of 1e-3, the
+  search's PLD on a coarser, pessimistic grid, so the final epsilon is at most the target).
 
   The search runs on the fast RDP accountant first; its sigma is an upper bound (RDP
   over-estimates epsilon), so the PLD search then brackets [sigma_rdp / 2, sigma_rdp] and never
@@ -115,15 +118,20 @@ def noise_for_epsilon(target_epsilon: float, sampling_rate: float, steps: int, d
 
   def calibrate(name, bracket):
     return float(dp.calibrate_dp_mechanism(
-        lambda: _accountant(name), lambda sigma: _event(sigma, sampling_rate, steps),
+        lambda: _accountant(name, search=True), lambda sigma: _event(sigma, sampling_rate, steps),
         target_epsilon, delta, bracket_interval=bracket, tol=1e-3))
+
+  def searched_epsilon(sigma):
+    acc = _accountant(accountant, search=True)
+    acc.compose(_event(sigma, sampling_rate, steps))
+    return acc.get_epsilon(delta)
 
   with _quiet():
     sigma = calibrate("rdp", dp.LowerEndpointAndGuess(1e-3, 1.0))
     if accountant == "rdp":
       return sigma
     _accountant(accountant)  # validates the name
-    if epsilon(sigma / 2, sampling_rate, steps, delta, accountant) <= target_epsilon:
+    if searched_epsilon(sigma / 2) <= target_epsilon:
       return calibrate(accountant, dp.LowerEndpointAndGuess(1e-3, sigma / 2))
     return calibrate(accountant, dp.ExplicitBracketInterval(sigma / 2, sigma))
 

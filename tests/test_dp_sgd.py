@@ -58,6 +58,7 @@ def test_a_batch_over_capacity_keeps_its_first_examples_and_counts_the_rest(smal
   assert keep[0][np.asarray(indices)].all()
 
 
+@pytest.mark.slow
 def test_dp_step_clips_each_example_like_a_plain_loop(small_digits):
   clip = 0.05  # small enough that every example is clipped
   eng, _ = make_engine(small_digits, dp_noise_multiplier=0.0, dp_clip_norm=clip, **SGD)
@@ -87,6 +88,7 @@ def test_dp_step_clips_each_example_like_a_plain_loop(small_digits):
                                                for i in range(9)]), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_dropout_models_clip_the_gradients_of_their_own_dropout_masks(small_digits):
   """The clipped sum comes from a weighted backward pass through the per-example forward; with
   dropout it must equal optax's clip-and-sum of the per-example gradients under the same
@@ -122,6 +124,7 @@ def test_dropout_models_clip_the_gradients_of_their_own_dropout_masks(small_digi
   assert float(other) != pytest.approx(float(example_loss(state["params"], 0)), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_dp_noise_has_standard_deviation_sigma_c_over_the_batch(small_digits):
   """With no example sampled the update is the noise alone: N(0, (sigma C / B)^2) per
   coordinate, fresh for every key."""
@@ -145,6 +148,7 @@ def test_dp_noise_has_standard_deviation_sigma_c_over_the_batch(small_digits):
   assert abs(np.corrcoef(first, second)[0, 1]) < 0.15
 
 
+@pytest.mark.slow
 def test_optimizer_state_and_weight_decay_act_after_the_noise(small_digits):
   eng, _ = make_engine(small_digits, dp_noise_multiplier=1.0)  # the default SGD chain
   state = one_model(eng)

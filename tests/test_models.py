@@ -268,6 +268,7 @@ def test_mlp_dropout_acts_only_while_training_and_is_reseeded_by_the_engine(smal
   assert np.abs(r0.records.train_lira - r1.records.train_lira).max() > 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vgg", "resnet"])
 def test_group_norm_variants_keep_no_batch_statistics(name):
   rngs = nnx.Rngs(0)

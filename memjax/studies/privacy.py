@@ -43,7 +43,7 @@ COLUMNS = ("epsilon", "epsilon_pld", "noise_multiplier", "delta", "train_acc", "
            "audit_epsilon", "audit_tpr", "audit_fpr", "bound_below_theory", "wall_s")
 
 
-def privacy(data: Any = "digits", *, epsilons: Sequence[float] = EPSILONS,
+def privacy(data: Any = "digits", *, epsilons: Sequence[float] | None = None,
             arch: Arch | None = None, canaries: int = DEFAULT_CANARIES,
             attack: str = DEFAULT_ATTACK, confidence: float = 0.95,
             clip_norm: float = 1.0, **settings) -> StudyResult:
@@ -51,8 +51,9 @@ def privacy(data: Any = "digits", *, epsilons: Sequence[float] = EPSILONS,
 
   Args:
     data: dataset spec or Dataset (``canaries`` mislabeled copies are appended to it).
-    epsilons: the target epsilons; ``math.inf`` (or ``float("inf")``) trains without DP-SGD
-      (Poisson batches all the same, no clipping, no noise).
+    epsilons: the target epsilons (default :data:`EPSILONS`: inf, 8, 4, 1); ``math.inf`` (or
+      ``float("inf")``) trains without DP-SGD (Poisson batches all the same, no clipping, no
+      noise).
     arch: the architecture (default: the scale's ``epochs_arch``, an MLP on the digits); vgg and
       resnet train with GroupNorm (``norm="group"``), as DP-SGD cannot train BatchNorm.
     canaries: mislabeled canaries for the audit.
@@ -70,12 +71,12 @@ def privacy(data: Any = "digits", *, epsilons: Sequence[float] = EPSILONS,
              canaries=canaries, attack=attack, confidence=confidence, clip_norm=clip_norm)
 
 
-def run(settings: StudySettings, *, epsilons: Sequence[float] = EPSILONS,
+def run(settings: StudySettings, *, epsilons: Sequence[float] | None = None,
         arch: Arch | None = None, canaries: int = DEFAULT_CANARIES,
         attack: str = DEFAULT_ATTACK, confidence: float = 0.95,
         clip_norm: float = 1.0) -> StudyResult:
   """:func:`privacy` from settings."""
-  epsilons = [float(e) for e in epsilons]
+  epsilons = [float(e) for e in (EPSILONS if epsilons is None else epsilons)]
   if not epsilons or any(not e > 0 for e in epsilons):
     raise MemjaxError(f"epsilons={epsilons}; give positive target epsilons (inf: no DP-SGD).")
   if attack not in attacks_lib.ATTACKS or attack.startswith("rmia"):
