@@ -77,7 +77,8 @@ class TrainConfig:
       ``dp_clip_norm`` (C), the clipped gradients are summed, Gaussian noise of standard deviation
       sigma*C is added and the sum divided by ``batch_size`` before the optimizer. None (and no
       ``dp_target_epsilon``): ordinary training. Models with BatchNorm are refused (BatchNorm
-      mixes examples of a batch; use the mlp, cnn or vit).
+      mixes examples of a batch; use the mlp, cnn or vit, or vgg / resnet with
+      ``model_kwargs={"norm": "group"}``). See :mod:`memjax.privacy`.
     dp_clip_norm: C, the per-example gradient clip norm (``inf``: no clipping).
     dp_delta: delta of the reported (epsilon, delta)-DP guarantee; None: 1 / (10 N) for N
       training examples (:func:`memjax.privacy.default_delta`).
