@@ -172,7 +172,7 @@ def _privacy_claims(p: Mapping[str, Any]) -> list[Claim]:
     base = levels["inf"]
 
     def excess(level):  # the count above what estimation noise alone gives
-      return level["memorized"] - _number(level["memorized_null"])
+      return level["memorized"] - _number(level["null_memorized"])
 
     parts, agrees = [], True
     for label, level in finite.items():

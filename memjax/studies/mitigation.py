@@ -27,8 +27,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from memjax import attacks as attacks_lib
-from memjax import estimators, plotting
+from memjax import plotting
 from memjax.errors import MemjaxError
+from memjax.studies.figures import ensemble_figures
 from memjax.studies.result import Study, StudyResult
 from memjax.studies.scales import Arch, arch_config, arch_label
 from memjax.studies.settings import StudySettings
@@ -225,20 +226,15 @@ def _row(m: Mitigation, trained, t: int, wall: float, threshold: float, attack: 
   """One setting's row, from evaluation ``t`` of ``trained`` (-1: the last; earlier ones read
   the LiRA statistic recorded as the measure :data:`PHI`)."""
   records, keep = trained.records, trained.keep
-  correct = np.asarray(records.train_correct[t])
   stats = (np.asarray(records.train_lira) if t == -1
            else np.asarray(records.measure(PHI)[t])[..., None])  # [M, N, A]
-  mem = estimators.memorization(correct, keep)
   result = attacks_lib.evaluate_attacks(stats, keep, attacks=(attack,), fprs=(fpr,))[attack]
-  mean, _ = estimators.mean_sd(mem)
+  f = ensemble_figures(trained, threshold, t)
   return {"group": m.group, "setting": m.label,
           "epochs": int(np.asarray(records.eval_epochs)[t]),
-          "train_acc": float(records.train_accuracy()[t].mean()),
-          "test_acc": float(records.test_accuracy()[t].mean()),
-          "memorized": estimators.count_memorized(mem, threshold),
-          "memorized_se": estimators.memorized_count_se(correct, keep, threshold),
-          "null_memorized": estimators.null_memorized_count(correct, keep, threshold),
-          "mean_score": mean, "attack_auc": float(result.auc),
+          **{k: f[k] for k in ("train_acc", "test_acc", "memorized", "memorized_se",
+                               "null_memorized", "mean_score")},
+          "attack_auc": float(result.auc),
           _tpr_column(fpr): float(result.tpr_at_fpr[fpr]), "wall_s": wall}
 
 

@@ -10,7 +10,8 @@ import math
 import time
 from typing import Any, Sequence
 
-from memjax import estimators, plotting
+from memjax import plotting
+from memjax.studies.figures import ensemble_figures
 from memjax.studies.result import Study, StudyResult
 from memjax.studies.scales import Arch, arch_config, arch_label, epochs_text
 from memjax.studies.settings import StudySettings
@@ -87,21 +88,14 @@ def run(settings: StudySettings, *, families: Sequence[Arch] | None = None) -> S
 
 def summarize(trained, wall: float, arch: Arch, threshold: float) -> dict:
   """One row of the table: an architecture's ensemble (a :class:`memjax.Run`) summarised."""
-  records = trained.records
-  mem = estimators.memorization(trained.correct, trained.keep)
-  train_acc = float(records.train_accuracy()[-1].mean())
-  test_acc = float(records.test_accuracy()[-1].mean())
-  mean, sd = estimators.mean_sd(mem)
+  f = ensemble_figures(trained, threshold)
   return {"family": arch[0], "model": arch_label(arch),
           "params": int(trained.info["num_params"]), "models": trained.config.num_models,
-          "epochs": trained.config.epochs, "train_acc": train_acc, "test_acc": test_acc,
-          "gap": train_acc - test_acc,
-          "memorized": estimators.count_memorized(mem, threshold),
-          "memorized_se": estimators.memorized_count_se(trained.correct, trained.keep,
-                                                        threshold),
-          "null_memorized": estimators.null_memorized_count(trained.correct, trained.keep,
-                                                            threshold),
-          "mean_score": mean, "sd_score": sd, "wall_s": wall}
+          "epochs": trained.config.epochs, "train_acc": f["train_acc"], "test_acc": f["test_acc"],
+          "gap": f["train_acc"] - f["test_acc"],
+          **{k: f[k] for k in ("memorized", "memorized_se", "null_memorized", "mean_score",
+                               "sd_score")},
+          "wall_s": wall}
 
 
 def plot(result: StudyResult, path: str) -> None:

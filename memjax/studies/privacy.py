@@ -23,10 +23,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from memjax import attacks as attacks_lib
-from memjax import auditing, estimators, plotting
+from memjax import auditing, plotting
 from memjax import privacy as privacy_lib
 from memjax.canaries import with_canaries
 from memjax.errors import MemjaxError
+from memjax.studies.figures import ensemble_figures
 from memjax.studies.result import Study, StudyResult
 from memjax.studies.scales import Arch, arch_config, arch_label
 from memjax.studies.settings import StudySettings
@@ -39,7 +40,7 @@ BATCHNORM_MODELS = ("vgg", "resnet")  # trained with norm="group" here
 # Pooled variances: with tens of shadow models per-example variances are noisy (see mitigation).
 DEFAULT_ATTACK = "lira_online_fixed"
 COLUMNS = ("epsilon", "epsilon_pld", "noise_multiplier", "delta", "train_acc", "test_acc",
-           "memorized", "memorized_se", "memorized_null", "mean_score", "auc", "tpr@0.001",
+           "memorized", "memorized_se", "null_memorized", "mean_score", "auc", "tpr@0.001",
            "audit_epsilon", "audit_tpr", "audit_fpr", "bound_below_theory", "wall_s")
 
 
@@ -124,25 +125,22 @@ def run(settings: StudySettings, *, epsilons: Sequence[float] | None = None,
 
 def _row(trained, target: float, canary_indices, attack: str, confidence: float,
          threshold: float, wall: float) -> dict[str, Any]:
-  records = trained.records
-  keep = np.asarray(records.keep)
-  mem = estimators.memorization(records.correct, keep)
+  keep = np.asarray(trained.records.keep)
   results = attacks_lib.evaluate_attacks(
-      np.asarray(records.train_lira), keep, attacks=(attack,), return_scores=True)
+      np.asarray(trained.records.train_lira), keep, attacks=(attack,), return_scores=True)
   privacy = trained.info.get("privacy")
   # The non-private row is audited at the delta the private ones get by default.
   delta = privacy["delta"] if privacy else privacy_lib.default_delta(keep.shape[1])
   scores, members = auditing.canary_observations(results, keep, canary_indices, attack)
   audit = auditing.audit_epsilon(scores, members, delta=delta, confidence=confidence)
   theory = privacy["epsilon"] if privacy else math.inf
+  figures = ensemble_figures(trained, threshold)
   return {
       "epsilon": target, "epsilon_pld": theory, "noise_multiplier": privacy["noise_multiplier"] if privacy else 0.0,
-      "delta": delta, "train_acc": float(records.train_accuracy()[-1].mean()),
-      "test_acc": float(records.test_accuracy()[-1].mean()),
-      "memorized": estimators.count_memorized(mem, threshold),
-      "memorized_se": float(estimators.memorized_count_se(records.correct, keep, threshold)),
-      "memorized_null": float(estimators.null_memorized_count(records.correct, keep, threshold)),
-      "mean_score": float(np.nanmean(mem)), "auc": results[attack].auc,
+      "delta": delta,
+      **{k: figures[k] for k in ("train_acc", "test_acc", "memorized", "memorized_se",
+                                 "null_memorized", "mean_score")},
+      "auc": results[attack].auc,
       "tpr@0.001": results[attack].tpr_at_fpr[1e-3], "audit_epsilon": audit.epsilon,
       "audit_tpr": audit.tpr, "audit_fpr": audit.fpr,
       "bound_below_theory": bool(audit.epsilon <= theory), "wall_s": wall,

@@ -156,7 +156,7 @@ def privacy_headline(private_memorized=20, bounds=(1.2, 0.4)):
   so the non-private level's infinite epsilon reads back as null)."""
   def level(epsilon, memorized, bound, null=2.0, se=3.0):
     return {"epsilon_pld": epsilon, "memorized": memorized, "memorized_se": se,
-            "memorized_null": null, "test_acc": 0.9, "audit_epsilon": bound}
+            "null_memorized": null, "test_acc": 0.9, "audit_epsilon": bound}
   h = {"confidence": 0.95,
        "levels": {"inf": level(math.inf, 45, 5.0), "8": level(7.99, 30, bounds[0]),
                   "1": level(0.999, private_memorized, bounds[1], null=12.0)}}

@@ -36,7 +36,7 @@ def test_privacy_small(small_studies):
   for row in res.rows:
     assert 0 <= row["audit_epsilon"] and row["bound_below_theory"]
     assert 0 <= row["test_acc"] <= 1 and 0 <= row["tpr@0.001"] <= 1
-    assert row["memorized_se"] > 0 and row["memorized_null"] >= 0
+    assert row["memorized_se"] > 0 and row["null_memorized"] >= 0
   # Noise costs accuracy: the private models fit their subsets less well.
   assert private["train_acc"] < plain["train_acc"]
   h = res.headline
