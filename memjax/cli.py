@@ -117,7 +117,7 @@ def _add_config_flag(group, field: dataclasses.Field) -> None:
     kwargs.update(type=lambda text: int(float(text)), metavar="BYTES")
   elif isinstance(default, (int, float)) and field.name != "chunk_size":
     kwargs["type"] = type(default)
-  elif field.name == "chunk_size":
+  elif field.name in ("chunk_size", "prefix_length"):
     kwargs["type"] = int
   elif field.name.startswith("dp_"):
     kwargs.update(type=float, metavar="FLOAT")

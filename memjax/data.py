@@ -67,6 +67,8 @@ class Dataset:
   spec: str | None = None
   standardized: bool = True
   canaries: dict[str, Any] | None = None
+  task: str = "classification"
+  tokenizer: str | None = None
 
   @property
   def feature_shape(self) -> tuple[int, ...]:
