@@ -31,14 +31,15 @@ sequence. Two more evaluation arrays are recorded:
 | train_token_accuracy | [T, M, N] | float32 | fraction of the sequence's tokens predicted      |
 | train_token_loglik   | [T, M, N] | float32 | mean log-likelihood per token (nats)             |
 
-and with text canaries (``memjax run --canaries K``, :mod:`memjax.canaries`), after the final
-epoch, axes ``canary`` (K) and ``candidate`` (S + 1, the canary's own secret first):
+and with text canaries (``memjax run --canaries K``, :mod:`memjax.canaries`), at every
+evaluation, axes ``canary`` (K) and ``candidate`` (S + 1, the canary's own secret first):
 
-| array            | shape          | dtype   | meaning                                          |
-|------------------|----------------|---------|--------------------------------------------------|
-| canary_loglik    | [M, K, S + 1]  | float32 | mean log-likelihood per secret token of each     |
-|                  |                |         | candidate secret after the canary's prefix       |
-| canary_extracted | [M, K]         | bool    | greedy decoding from the prefix gives the secret |
+| array            | shape            | dtype   | meaning                                        |
+|------------------|------------------|---------|------------------------------------------------|
+| canary_loglik    | [T, M, K, S + 1] | float32 | mean log-likelihood per secret token of each   |
+|                  |                  |         | candidate secret after the canary's prefix     |
+| canary_extracted | [T, M, K]        | bool    | greedy decoding from the prefix gives the      |
+|                  |                  |         | secret                                         |
 
 All are computed in inference mode (BatchNorm running averages), after the epoch's updates.
 The LiRA statistic is a logit of p_y, so ``p_y = sigmoid(lira)`` with float32 precision where the
@@ -90,10 +91,10 @@ LM_OUTPUTS: dict[str, tuple[str, str]] = {
     "token_loglik": ("float32", "mean log-likelihood per token (nats)"),
 }
 CANARY_ARRAYS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "canary_loglik": (("model", "canary", "candidate"), "float32",
+    "canary_loglik": (("eval", "model", "canary", "candidate"), "float32",
                       "mean log-likelihood per secret token of each candidate (column 0: the "
                       "canary's own secret)"),
-    "canary_extracted": (("model", "canary"), "bool",
+    "canary_extracted": (("eval", "model", "canary"), "bool",
                          "greedy decoding from the canary's prefix reproduces its secret"),
 }
 
@@ -317,7 +318,7 @@ class Records:
   @property
   def canary_shape(self) -> tuple[int, int] | None:
     """(K canaries, S + 1 candidates) of the canary arrays, or None without them."""
-    return tuple(self.canary_loglik.shape[1:]) if self.has_canaries else None
+    return tuple(self.canary_loglik.shape[2:]) if self.has_canaries else None
 
   def _sizes(self) -> dict[str, int]:
     sizes = {"eval": len(self.eval_epochs), "model": self.num_models,

@@ -733,7 +733,7 @@ def _canaries_section(inp: ReportInputs) -> str:
   if not records.has_canaries or data is None or data.canaries is None:
     return ""
   from memjax import exposure
-  columns = exposure.canary_table(records.canary_loglik, records.canary_extracted,
+  columns = exposure.canary_table(records.canary_loglik[-1], records.canary_extracted[-1],
                                   records.keep, data.canaries)
   rows = [(int(columns["canary"][k]), str(columns["prefix"][k]) + str(columns["secret"][k]),
            int(columns["repeats"][k]), f"{columns['exposure_in'][k]:.2f}",

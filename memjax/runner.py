@@ -342,8 +342,9 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
     if records.has_canaries:
       from memjax import exposure
       scores.write_csv(os.path.join(directory, "canaries.csv"),
-                       exposure.canary_table(records.canary_loglik, records.canary_extracted,
-                                             records.keep, dataset.canaries))
+                       exposure.canary_table(records.canary_loglik[-1],
+                                             records.canary_extracted[-1], records.keep,
+                                             dataset.canaries))
   return Run(config=config, data=dataset, design=design, records=records, info=info,
              directory=directory)
 
@@ -386,9 +387,9 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
           getattr(records, f"{split}_{name}")[t, lo:hi] = out[name]
         if final:
           getattr(records, f"{split}_lira")[lo:hi] = out["lira"]
-      if final and engine.canary_shape is not None:
+      if engine.canary_shape is not None:
         for name, values in chunk.evaluate_canaries().items():
-          getattr(records, name)[lo:hi] = values
+          getattr(records, name)[t, lo:hi] = values
       timings["eval_s"] += time.perf_counter() - t0
     if checkpoints is not None and checkpoints.due(epoch + 1):
       records.flush()  # evaluations up to this epoch are on disk before the checkpoint

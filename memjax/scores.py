@@ -411,7 +411,7 @@ def _sequence_summary(run, top: int = 10, rank: str = "score") -> str:
 def _canary_summary(records: Records, record) -> list[str]:
   """Exposure and extraction of a language model's canaries, by number of repetitions."""
   from memjax import exposure
-  columns = exposure.canary_table(records.canary_loglik, records.canary_extracted,
+  columns = exposure.canary_table(records.canary_loglik[-1], records.canary_extracted[-1],
                                   records.keep, record)
   repeats = np.asarray(columns["repeats"])
   method = str(np.asarray(columns["method"])[0])

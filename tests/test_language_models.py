@@ -184,7 +184,8 @@ def test_records_schema_for_language_models(tmp_path):
   records.flush()
   loaded = records_lib.Records.load(str(tmp_path))
   assert loaded.task == "language_model" and loaded.has_canaries
-  assert loaded.canary_loglik.shape == (2, 4, 11) and loaded.canary_extracted.shape == (2, 4)
+  assert loaded.canary_loglik.shape == (1, 2, 4, 11)
+  assert loaded.canary_extracted.shape == (1, 2, 4)
   np.testing.assert_array_equal(loaded.test_labels, [5, 5])
   assert loaded.canary_shape == (4, 11)
   with pytest.raises(MemjaxError, match="language models"):
