@@ -236,8 +236,8 @@ def _add_study_parser(sub) -> None:
       "ensembles, and claims.md, the paper's claims checked).")
   p.add_argument("name", choices=(*studies.STUDIES, "all"), help="the study ('all': every "
                  "study, sharing ensembles)")
-  p.add_argument("--data", default="digits", help="dataset spec: digits (default), npz:PATH, "
-                 "tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
+  p.add_argument("--data", default=None, help="dataset spec: digits (default; pydoc for "
+                 "lm_memorization), npz:PATH, text:PATH, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
   p.add_argument("--scale", default="default", choices=tuple(studies.SCALES),
                  help="small (seconds), default (minutes on digits, CPU), large (accelerators)")
   p.add_argument("--preset", default="default", help="TrainConfig preset for the other "
@@ -260,21 +260,26 @@ def _add_study_parser(sub) -> None:
 
 def cmd_study(args) -> int:
   """``memjax study NAME``: runs the study (or all), saves and prints it; or redraws a plot."""
-  names = list(studies.STUDIES) if args.name == "all" else [args.name]
+  data = args.data or (studies.study(args.name).default_data if args.name != "all"
+                       else "digits")
   if args.replot:
+    names = list(studies.STUDIES) if args.name == "all" else [args.name]
     return _replot_studies(args.replot, names, every=args.name == "all")
   if args.preset not in PRESETS:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
   root = args.out or os.path.join(
-      "studies", f"{args.name}-{spec_slug(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
+      "studies", f"{args.name}-{spec_slug(data)}-{time.strftime('%Y%m%d-%H%M%S')}")
   settings = studies.StudySettings(
-      data=args.data, scale=args.scale, models=args.models, epochs=args.epochs, seed=args.seed,
+      data=data, scale=args.scale, models=args.models, epochs=args.epochs, seed=args.seed,
       config=PRESETS[args.preset], keep_ratio=args.keep_ratio, progress=args.progress,
       log=lambda line: print(line, flush=True))
   dataset = settings.dataset()
+  # 'all': every study of the data's task (image studies on images, lm_memorization on text).
+  names = ([n for n, s in studies.REGISTRY.items() if s.task == dataset.task]
+           if args.name == "all" else [args.name])
   results = {}
   for name in names:
-    out = os.path.join(root, name) if len(names) > 1 else root
+    out = os.path.join(root, name) if args.name == "all" else root
     t0 = time.perf_counter()
     print(f"memjax study {name} ({args.scale}) on {dataset.name} ...", flush=True)
     with settings.runs.saving(os.path.join(root, "runs")):

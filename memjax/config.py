@@ -355,3 +355,13 @@ VIT_DIGITS_RECIPE: dict[str, Any] = {
 }
 # memjax run --preset vit_digits (256 ViTs by default; --models to change it).
 PRESETS["vit_digits"] = TrainConfig(**VIT_DIGITS_RECIPE)
+
+
+# The small causal transformers (``gpt``) on the embedded ``pydoc`` sentences: TrainConfig field
+# overrides, e.g. ``memjax.train("pydoc", models=64, **LM_RECIPE)``; ``memjax run --preset lm``.
+LM_RECIPE: dict[str, Any] = {
+    "model": "gpt", "model_kwargs": {"width": 64, "depth": 2, "heads": 4},
+    "epochs": 30, "batch_size": 32, "optimizer": "adam",
+    "optimizer_kwargs": {"learning_rate": 3e-3},
+}
+PRESETS["lm"] = TrainConfig(**LM_RECIPE)
