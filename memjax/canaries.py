@@ -281,7 +281,8 @@ def _with_secrets(dataset: Dataset, count: int, seed: int, repeats, digits: int,
       tok = new
   encoded = [tok.encode(r) for r in rows]
   length = max(dataset.sequence_length, max(len(e) for e in encoded))
-  arrays = [_padded(a, length, fill) for a, fill in zip(arrays, (text_lib.BOS, text_lib.IGNORE) * 2)]
+  fills = (text_lib.BOS, text_lib.IGNORE) * 2  # x, y, x_test, y_test
+  arrays = [_padded(a, length, fill) for a, fill in zip(arrays, fills)]
   x_rows, y_rows = text_lib.layout(encoded, length)
   record = {"count": count, "kind": "secret", "seed": seed, "repeats": per_canary,
             "indices": indices.tolist(), "copies": copies, "prefixes": prefixes,

@@ -42,7 +42,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from memjax.errors import MemjaxError
 

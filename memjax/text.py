@@ -45,10 +45,12 @@ sentences of 20 to 64 characters, L = 64, V = 73; it works offline.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
+from collections.abc import Sequence
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -200,7 +202,8 @@ def from_texts(train: Sequence[str | bytes], test: Sequence[str | bytes], *,
       unit = "characters" if tokenizer == "char" else "bytes"
       limit = "sequence_length" if sequence_length is not None else "max_length"
       raise MemjaxError(
-          f"The {w} has {len(t)} {unit}, more than {limit}={cap}. Cut long text into fixed-length chunks (spec 'text:PATH:64', "
+          f"The {w} has {len(t)} {unit}, more than {limit}={cap}. Cut long text into "
+          "fixed-length chunks (spec 'text:PATH:64', "
           "load_text(path, sequence_length=64)), or raise max_length.")
   length = sequence_length or max(len(t) for t in tokens)
   x, y = layout(tokens, length)
@@ -295,7 +298,6 @@ def load_pydoc(tokenizer: str = "char", test_fraction: float = 0.1, seed: int = 
   path = resources.files("memjax.corpora").joinpath(PYDOC_FILE)
   with resources.as_file(path) as file:
     data = load_text(file, tokenizer=tokenizer, test_fraction=test_fraction, seed=seed)
-  import dataclasses
   return dataclasses.replace(data, name=PYDOC)
 
 
@@ -312,7 +314,7 @@ def split_indices(count: int, test_fraction: float, seed: int,
   if count < 2:
     raise MemjaxError(f"{what} holds {count} sequence; a training and a test split need at "
                       "least 2 (add lines, or use shorter chunks).")
-  n_test = min(max(int(round(test_fraction * count)), 1), count - 1)
+  n_test = min(max(round(test_fraction * count), 1), count - 1)
   rng = np.random.default_rng(int(seed))
   is_test = np.zeros(count, bool)
   is_test[rng.choice(count, n_test, replace=False)] = True

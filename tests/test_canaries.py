@@ -154,7 +154,7 @@ def test_text_canaries_are_secrets_with_repeats(pydoc):
 def test_text_canaries_extend_the_vocabulary_and_repad():
   from memjax import text
   base = text.from_texts(["abc", "ba", "cab"], ["ab"], name="tiny")  # no digits, L = 3
-  data, idx = memjax.with_canaries(base, 2, digits=3)
+  data, _ = memjax.with_canaries(base, 2, digits=3)
   assert data.sequence_length == len("my code 1 is 1 2 3") and data.feature_shape[0] > 3
   canary_text = "".join(data.canaries["prefixes"] + data.canaries["secrets"])
   assert set(canary_text) <= set(data.class_names) and "m" not in base.class_names
@@ -220,7 +220,7 @@ def test_candidate_sequences_sample_without_the_secret(pydoc):
     secrets = [data.decode(y[k, i]) for i in range(301)]
     assert secrets[0] == data.canaries["secrets"][k]
     assert len(set(secrets)) == 301  # distinct, the secret only in row 0
-  x2, y2 = canaries.candidate_sequences(data)  # deterministic
+  _, y2 = canaries.candidate_sequences(data)  # deterministic
   np.testing.assert_array_equal(y, y2)
   with pytest.raises(MemjaxError, match="no text canaries"):
     canaries.candidate_sequences(pydoc)

@@ -76,6 +76,12 @@ def test_lines_become_sequences(tmp_path):
   assert data.decode(row) == train[0] and n == len(train[0])
   np.testing.assert_array_equal(data.x_train[0, 1:n], row[:n - 1])
   assert data.x_train[0, 0] == 0 and np.all(data.x_train[0, n:] == 0) and np.all(row[n:] == -1)
+  # A given sequence_length sets L for lines too, and caps them.
+  padded = text.load_text(path, sequence_length=30, segmentation="lines", test_fraction=0.25,
+                          seed=1)
+  assert padded.feature_shape == (30,) and padded.texts("test") == test
+  with pytest.raises(MemjaxError, match="more than sequence_length=10"):
+    text.load_text(path, sequence_length=10, segmentation="lines")
   # The split is seeded.
   again = text.load_text(path, test_fraction=0.25, seed=1)
   other = text.load_text(path, test_fraction=0.25, seed=2)
@@ -192,8 +198,9 @@ def test_text_errors_name_the_fix(tmp_path):
     memjax.load(f"text:{tmp_path / 'missing.txt'}")
   with pytest.raises(MemjaxError, match="holds no text"):
     memjax.load(f"text:{write(tmp_path, '', 'empty.txt')}")
+  blank = write(tmp_path, "  \n\n \t\n", "blank.txt")
   with pytest.raises(MemjaxError, match="holds no text"):
-    memjax.load(f"text:{write(tmp_path, '  \n\n \t\n', 'blank.txt')}")
+    memjax.load(f"text:{blank}")
   long_file = write(tmp_path, "short line\n" + "x" * 200 + "\n", "long.txt")
   with pytest.raises(MemjaxError, match=r"line 2 of .* has 200 characters, more than "
                      r"max_length=128\. Cut long text into fixed-length chunks.*text:PATH:64"):
@@ -255,6 +262,6 @@ def test_tfds_text_dataset_via_mock_data():
 
 def test_tfds_image_datasets_refuse_text_options():
   tfds = pytest.importorskip("tensorflow_datasets")
-  with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
-    with pytest.raises(MemjaxError, match="not a text dataset.*text datasets only"):
-      memjax.load("tfds:cifar10", tokenizer="char")
+  with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE), \
+       pytest.raises(MemjaxError, match="not a text dataset.*text datasets only"):
+    memjax.load("tfds:cifar10", tokenizer="char")
