@@ -23,6 +23,7 @@ import time
 
 from memjax import report, studies
 from memjax.canaries import KINDS as CANARY_KINDS
+from memjax.canaries import TEXT_KINDS as TEXT_CANARY_KINDS
 from memjax.canaries import with_canaries
 from memjax.config import (AUGMENTATIONS, DESIGNS, FIELDS, PRESETS, SAMPLINGS, SCHEDULES,
                            TrainConfig)
@@ -43,7 +44,9 @@ def _add_run_parser(sub) -> None:
                      description="Train M models, each on a random subset of the training set, "
                      "in one compiled program; write records, scores.csv and run.json to --out.")
   p.add_argument("--data", default=None, help="dataset spec: digits (default, offline), "
-                 "npz:PATH, PATH.npz, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
+                 "npz:PATH, PATH.npz, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]; text for language "
+                 "models: pydoc (embedded, offline), text:PATH (one sequence per line), "
+                 "text:PATH:64 (chunks of 64 characters)")
   p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                  help="standardise features with training-split statistics (default) or, with "
                  "--no-standardize, keep them in [0, 1]; part of the training algorithm, "
@@ -55,10 +58,19 @@ def _add_run_parser(sub) -> None:
       "(memjax attack DIR then bounds epsilon from below); keep the default --keep-ratio 0.5, "
       "which puts each canary IN for exactly half of the models.")
   canary.add_argument("--canaries", type=int, metavar="K", help="number of canaries")
-  canary.add_argument("--canary-kind", choices=CANARY_KINDS, default="mislabeled",
-                      help="mislabeled (default): copies with a wrong label; noise: random "
-                      "inputs, random labels; clean_copy: exact copies")
+  canary.add_argument("--canary-kind", choices=CANARY_KINDS + TEXT_CANARY_KINDS, default=None,
+                      help="images/vectors: mislabeled (default): copies with a wrong label; "
+                      "noise: random inputs, random labels; clean_copy: exact copies. Text: "
+                      "secret (default): 'my code K is ' and random digits")
   canary.add_argument("--canary-seed", type=int, default=0, help="seed of the canaries")
+  canary.add_argument("--canary-repeats", type=_int_list, default=None, metavar="R1,R2,...",
+                      help="text: copies of each canary, K canaries per value (default 1; e.g. "
+                      "1,4,16)")
+  canary.add_argument("--canary-digits", type=int, default=None, metavar="D",
+                      help="text: digits per secret (default 6: 10**6 possible secrets)")
+  canary.add_argument("--canary-candidates", type=int, default=None, metavar="S",
+                      help="text: other secrets each canary is ranked among for its exposure "
+                      "(default 1000; 10**D - 1 or more ranks it exactly)")
   training = p.add_argument_group("training (every TrainConfig field; see memjax.TrainConfig)")
   for field in dataclasses.fields(TrainConfig):
     _add_config_flag(training, field)
@@ -128,6 +140,14 @@ def _add_config_flag(group, field: dataclasses.Field) -> None:
   group.add_argument(*flags, **kwargs)
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+  try:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers; "
+                                     "write e.g. 1,4,16") from None
+
+
 def _json_object(text: str) -> dict:
   try:
     value = json.loads(text)
@@ -178,7 +198,10 @@ def cmd_run(args) -> int:
     data = load(args.data or "digits",
                 standardize=True if args.standardize is None else args.standardize)
     if args.canaries is not None:
-      data, _ = with_canaries(data, args.canaries, args.canary_kind, args.canary_seed)
+      text_options = {"repeats": args.canary_repeats, "digits": args.canary_digits,
+                      "candidates": args.canary_candidates}
+      data, _ = with_canaries(data, args.canaries, args.canary_kind, args.canary_seed,
+                              **{k: v for k, v in text_options.items() if v is not None})
     config = PRESETS[args.preset].replace(**changes)
     out = args.out or os.path.join(
         "runs", f"{spec_slug(data.spec or data.name)}-{spec_slug(model_name(config.model))}-"
