@@ -217,7 +217,7 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
   (train - test accuracy); ``mean_memorization`` and ``memorized`` (examples with memorization
   >= threshold) from the correctness after that epoch.
   """
-  if records.task == "language_model":  # token accuracy: counterfactual memorization
+  if getattr(records, "task", "") == "language_model":  # token accuracy
     values = np.asarray(records.train_token_accuracy, np.float64)
     keep = np.asarray(records.keep)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -561,7 +561,7 @@ def _header(inp: ReportInputs) -> str:
   mem = scores["memorization"]
   finite = np.isfinite(mem)
   n_mem = estimators.count_memorized(mem, THRESHOLD)
-  lm = records.task == "language_model"
+  lm = getattr(records, "task", "") == "language_model"
   if lm:  # token accuracies of each model
     accuracy = np.asarray(records.train_token_accuracy[-1], np.float64)
     keep = np.asarray(records.keep)
@@ -643,7 +643,7 @@ def _config_section(inp: ReportInputs) -> str:
 
 def _histogram_section(inp: ReportInputs) -> str:
   mem = inp.scores["memorization"]
-  if inp.records.task == "language_model":
+  if getattr(inp.records, "task", "") == "language_model":
     fig = figure_histogram(mem, xlabel="counterfactual memorization  token accuracy IN - OUT",
                            title="Counterfactual memorization of the training sequences")
     body = _fig_img(fig, "histogram of counterfactual memorization")
@@ -674,7 +674,7 @@ def _examples_section(inp: ReportInputs, top: int, rank: str = "score") -> str:
         "ranked by the lower bound of the interval (the most surely memorized)")
   data = inp.data
   class_names = None if data is None else data.class_names
-  if inp.records.task == "language_model":
+  if getattr(inp.records, "task", "") == "language_model":
     return _sequences_section(inp, most, least, held_name, by)
   if data is not None and data.is_image:
     raw = data.raw_train if data.raw_train is not None else data.x_train
