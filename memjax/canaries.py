@@ -273,7 +273,9 @@ def _with_secrets(dataset: Dataset, count: int, seed: int, repeats, digits: int,
   arrays = [np.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test,
                                     dataset.y_test)]
   if dataset.tokenizer == "char":
-    missing = set("".join(rows)) - set(tok.vocabulary[1:])
+    # every digit: the candidate secrets use them all, not only the canaries' own
+    missing = set("".join(rows)) - set(tok.vocabulary[1:]) | (set("0123456789")
+                                                              - set(tok.vocabulary[1:]))
     if missing:  # a larger sorted vocabulary: re-encode the data
       new = text_lib.CharTokenizer.from_characters(set(tok.vocabulary[1:]) | missing)
       mapping = np.array([0] + [new.vocabulary.index(c) for c in tok.vocabulary[1:]], np.int32)

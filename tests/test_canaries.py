@@ -158,6 +158,9 @@ def test_text_canaries_extend_the_vocabulary_and_repad():
   assert data.sequence_length == len("my code 1 is 1 2 3") and data.feature_shape[0] > 3
   canary_text = "".join(data.canaries["prefixes"] + data.canaries["secrets"])
   assert set(canary_text) <= set(data.class_names) and "m" not in base.class_names
+  assert set("0123456789") <= set(data.class_names)  # every candidate secret is encodable
+  x, _ = memjax.canaries.candidate_sequences(data)
+  assert x.shape == (2, 1000, data.sequence_length)
   assert list(data.class_names) == [""] + sorted(data.class_names[1:])
   # The original sequences decode the same after re-encoding and re-padding.
   assert data.texts("train")[:3] == ["abc", "ba", "cab"] and data.texts("test") == ["ab"]

@@ -210,3 +210,86 @@ def test_bad_measure_shape_names_the_sequence_contract():
   with pytest.raises(MemjaxError, match=r"targets \[B, L\]"):
     memjax.train(data, model=Bigram, models=2, epochs=1, batch_size=16, progress=False,
                  measures={"bad": lambda logits, targets: logits.mean(-1)})
+
+
+def structured_text_with_canaries(repeats=(1, 16), count=2):
+  """Sentences cut from a repeated phrase (predictable without training on them) and secret
+  canaries of 3 digits (unpredictable unless trained on) at the given repetitions."""
+  from memjax import text
+  rng = np.random.default_rng(0)
+  phrase = "the cat sat on the mat. " * 3
+  sentences = [phrase[k:k + int(rng.integers(12, 20))] for k in rng.integers(0, 24, 150)]
+  base = text.from_texts(sentences[:120], sentences[120:], name="cat")
+  return memjax.with_canaries(base, count, seed=0, repeats=repeats, digits=3, candidates=999)
+
+
+@pytest.fixture(scope="module")
+def canary_run():
+  data, _ = structured_text_with_canaries()
+  run = memjax.train(data, model="gpt", model_kwargs={"width": 32, "depth": 1, "heads": 2},
+                     models=8, epochs=5, batch_size=16, optimizer="adam",
+                     optimizer_kwargs={"learning_rate": 0.01}, progress=False)
+  return run
+
+
+def test_planted_duplicates_are_memorized_and_typical_sequences_are_not(canary_run):
+  """Secrets repeated 16 times (all copies IN or OUT together) have high counterfactual
+  memorization; the corpus' predictable sentences have low."""
+  scores = canary_run.scores()
+  record = canary_run.data.canaries
+  repeated = [row for copies, r in zip(record["copies"], record["repeats"]) if r == 16
+              for row in copies]
+  natural = np.arange(120)
+  assert np.all(scores["memorization"][repeated] > 0.35)
+  assert np.nanmean(scores["memorization"][natural]) < 0.1
+  assert np.nanmean(scores["memorization"][repeated]) > \
+      np.nanquantile(scores["memorization"][natural], 0.99)
+  # all copies of a canary are IN or OUT together
+  keep = canary_run.keep
+  for copies in record["copies"]:
+    assert np.all(keep[:, copies] == keep[:, copies[:1]])
+
+
+def test_exposure_grows_with_repetitions_and_extraction_needs_training(canary_run):
+  from memjax import exposure
+  records = canary_run.records
+  columns = exposure.canary_table(records.canary_loglik[-1], records.canary_extracted[-1],
+                                  canary_run.keep, canary_run.data.canaries)
+  repeats = np.asarray(columns["repeats"])
+  once, often = repeats == 1, repeats == 16
+  assert np.all(columns["method"] == "exact")
+  assert columns["exposure_in"][often].mean() > columns["exposure_in"][once].mean() + 2
+  assert np.all(columns["exposure_in"] > columns["exposure_out"])
+  assert columns["extraction_in"][often].mean() >= 0.5
+  assert np.all(columns["extraction_out"] == 0)
+  # exposure is bounded by log2 |R| (exact ranking) and the summary reports it
+  assert np.all(columns["exposure_in"] <= np.log2(1000) + 1e-9)
+  assert "exposure IN" in canary_run.summary()
+
+
+def test_candidate_scores_equal_a_direct_forward_pass():
+  """Engine.evaluate_canaries: the mean log-likelihood of each candidate's secret tokens after
+  its prefix, and extraction of the true secret, as one model's own forward pass gives them."""
+  from memjax import canaries, engine
+  from memjax.config import TrainConfig
+  data, _ = structured_text_with_canaries(repeats=(2,), count=1)
+  config = TrainConfig(model="gpt", model_kwargs={"width": 16, "depth": 1, "heads": 2},
+                       num_models=2, epochs=1, batch_size=16)
+  eng = engine.Engine(data, config, steps_per_epoch=3, chunk_size=2)
+  chunk = engine.Chunk(eng, np.arange(2), np.ones((2, data.num_train), bool))
+  chunk.train_epoch(0)
+  out = chunk.evaluate_canaries()
+  x, y = canaries.candidate_sequences(data)  # [K, S + 1, L]
+  assert out["canary_loglik"].shape == (2, 1, 1000) and out["canary_extracted"].shape == (2, 1)
+  params = jax.tree.map(lambda a: a[1], chunk.state["params"])
+  model_state = jax.tree.map(lambda a: a[1], chunk.state["model_state"])
+  logits, _ = eng.fns.apply(params, model_state, jnp.asarray(x[0, :50]), False)
+  logp = np.asarray(jax.nn.log_softmax(logits), np.float64)
+  for j in range(50):
+    scored = np.flatnonzero(y[0, j] >= 0)
+    assert len(scored) == 5  # "d d d": the secret's three digits and two spaces
+    want = logp[j, scored, y[0, j, scored]].mean()
+    np.testing.assert_allclose(out["canary_loglik"][1, 0, j], want, rtol=1e-4, atol=1e-5)
+  predicted = np.asarray(logits[0]).argmax(-1)
+  scored = y[0, 0] >= 0
+  assert out["canary_extracted"][1, 0] == np.all(predicted[scored] == y[0, 0][scored])
