@@ -357,11 +357,17 @@ VIT_DIGITS_RECIPE: dict[str, Any] = {
 PRESETS["vit_digits"] = TrainConfig(**VIT_DIGITS_RECIPE)
 
 
-# The small causal transformers (``gpt``) on the embedded ``pydoc`` sentences: TrainConfig field
-# overrides, e.g. ``memjax.train("pydoc", models=64, **LM_RECIPE)``; ``memjax run --preset lm``.
+# Small causal transformers (``gpt``, size "pico": width 32, depth 2, heads 2, 32k parameters)
+# on the embedded ``pydoc`` sentences (1,800 training sentences of <= 64 characters): TrainConfig
+# field overrides, e.g. ``memjax.train("pydoc", models=64, **LM_RECIPE)``. Measured on the 2-core
+# CPU (shared, +-30%), 8 models: after 30 epochs of Adam at a constant 1e-2 the models predict
+# 54% of the tokens of their own sentences, 44% of the others' and of the test sentences (mean
+# counterfactual memorization 0.097, 40 sentences >= 0.25), at ~3.8 model-epochs/s; Adam at 3e-3
+# for 10 epochs reached only 47% / 38%. The nano size (width 64, 114k parameters) trains ~2.5x
+# slower. ``memjax run --data pydoc --preset lm`` trains 64 of them (minutes).
 LM_RECIPE: dict[str, Any] = {
-    "model": "gpt", "model_kwargs": {"width": 64, "depth": 2, "heads": 4},
+    "model": "gpt", "model_kwargs": {"size": "pico"},
     "epochs": 30, "batch_size": 32, "optimizer": "adam",
-    "optimizer_kwargs": {"learning_rate": 3e-3},
+    "optimizer_kwargs": {"learning_rate": 1e-2},
 }
-PRESETS["lm"] = TrainConfig(**LM_RECIPE)
+PRESETS["lm"] = TrainConfig(num_models=64, **LM_RECIPE)
