@@ -51,8 +51,9 @@ def _add_run_parser(sub) -> None:
                  help="standardise features with training-split statistics (default) or, with "
                  "--no-standardize, keep them in [0, 1]; part of the training algorithm, "
                  "recorded in run.json")
-  p.add_argument("--preset", default="default", help="configuration preset: "
-                 f"{', '.join(PRESETS)} (flags below override it)")
+  p.add_argument("--preset", default=None, help="configuration preset: "
+                 f"{', '.join(PRESETS)} (flags below override it; default: 'default', or "
+                 "'lm' for text data)")
   canary = p.add_argument_group(
       "canaries", "Plant K examples at the end of the training split for a privacy audit "
       "(memjax attack DIR then bounds epsilon from below); keep the default --keep-ratio 0.5, "
@@ -177,7 +178,7 @@ def cmd_run(args) -> int:
   _initialize_distributed(args)
   from memjax import runner
 
-  if args.preset not in PRESETS:
+  if args.preset is not None and args.preset not in PRESETS:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
   changes = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
   progress = not args.no_progress
@@ -202,7 +203,9 @@ def cmd_run(args) -> int:
                       "candidates": args.canary_candidates}
       data, _ = with_canaries(data, args.canaries, args.canary_kind, args.canary_seed,
                               **{k: v for k, v in text_options.items() if v is not None})
-    config = PRESETS[args.preset].replace(**changes)
+    # Text data trains the language models' recipe unless told otherwise.
+    preset = args.preset or ("lm" if data.task == "language_model" else "default")
+    config = PRESETS[preset].replace(**changes)
     out = args.out or os.path.join(
         "runs", f"{spec_slug(data.spec or data.name)}-{spec_slug(model_name(config.model))}-"
         f"{time.strftime('%Y%m%d-%H%M%S')}")

@@ -125,8 +125,29 @@ def model_fns(config: TrainConfig, data: Dataset) -> ModelFns:
     logits = model(x, train=train)
     return logits, nnx.split(model, nnx.Param, nnx.RngState, ...)[3]
 
+  if data.task == "language_model":
+    _check_language_model(config, data, abstract)
   return ModelFns(init=init, apply=apply, num_params=models_lib.count_params(abstract_params),
                   random_streams=streams)
+
+
+def _check_language_model(config: TrainConfig, data: Dataset, model) -> None:
+  """Text data needs a model mapping tokens [B, L] to next-token logits [B, L, V]."""
+  x = jax.ShapeDtypeStruct((2, *data.feature_shape), data.x_train.dtype)
+  want = (2, *data.feature_shape, data.num_classes)
+  try:
+    shape = nnx.eval_shape(lambda m, x: m(x, train=False), model, x).shape
+  except MemjaxError:
+    raise
+  except Exception as e:  # e.g. an image model's reshape of the tokens
+    shape = f"an error ({type(e).__name__}: {e})"
+  if shape != want:
+    raise MemjaxError(
+        f"{data.name} is text: every example is a token sequence [L={data.feature_shape[0]}], "
+        f"and the model must map tokens [B, L] to next-token logits [B, L, V={data.num_classes}]"
+        f"; {models_lib.model_name(config.model)!r} gave {shape} for inputs [2, "
+        f"{data.feature_shape[0]}]. Use model='gpt' (memjax run --data ... --preset lm) or your "
+        "own causal language model.")
 
 
 def train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_fn: Callable,

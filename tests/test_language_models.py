@@ -1,6 +1,8 @@
 """Language models in the engine: sequence measures, extraction, records, training runs."""
 
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -293,3 +295,38 @@ def test_candidate_scores_equal_a_direct_forward_pass():
   predicted = np.asarray(logits[0]).argmax(-1)
   scored = y[0, 0] >= 0
   assert out["canary_extracted"][1, 0] == np.all(predicted[scored] == y[0, 0][scored])
+
+
+def test_a_classifier_on_text_is_refused_with_what_to_use():
+  data = toy_text_data()
+  with pytest.raises(MemjaxError, match=r"next-token logits \[B, L, V=.*'mlp' gave \(2, 10\).*"
+                     "model='gpt'"):
+    memjax.train(data, model="mlp", models=2, epochs=1, progress=False)
+
+
+def test_cli_runs_a_text_file_with_the_lm_recipe_and_canaries(tmp_path, capsys):
+  from memjax import cli
+  from conftest import cat_sentences
+  path = tmp_path / "cat.txt"
+  path.write_text("\n".join(cat_sentences().texts("train")) + "\n")
+  out = tmp_path / "run"
+  assert cli.main(["run", "--data", f"text:{path}", "--models", "4", "--epochs", "2",
+                   "--model-kwargs", '{"width": 16, "depth": 1, "heads": 2}',
+                   "--canaries", "1", "--canary-repeats", "1,4", "--canary-digits", "2",
+                   "--out", str(out), "--no-progress", "--no-report"]) == 0
+  printed = capsys.readouterr().out
+  assert "language models" in printed and "exposure IN" in printed
+  run = memjax.Run.load(str(out))
+  assert run.config.model == "gpt" and run.config.optimizer == "adam"  # the lm preset
+  assert run.records.canary_loglik.shape == (1, 4, 2, 100)  # exact: 10**2 candidates
+  header = open(out / "canaries.csv").readline().strip().split(",")
+  assert header[:4] == ["canary", "row", "prefix", "secret"] and "exposure_in" in header
+  scores = memjax.scores.read_csv(str(out / "scores.csv"))
+  assert scores["text"][0] == run.data.texts("train")[0]
+  assert len(scores["text"]) == run.data.num_train
+  # membership inference on sequences, and the privacy audit once per secret
+  assert cli.main(["attack", str(out)]) == 0
+  audited = json.load(open(out / "attacks.json"))
+  assert "lira_online" in audited["attacks"]
+  assert audited["privacy_audit"]["canaries"]["count"] == 2
+  assert memjax.scores.read_csv(str(out / "scores.csv"))["text"][0] == scores["text"][0]
