@@ -1,6 +1,5 @@
 """Language models in the engine: sequence measures, extraction, records, training runs."""
 
-
 import json
 
 import jax
