@@ -329,3 +329,10 @@ def test_cli_runs_a_text_file_with_the_lm_recipe_and_canaries(tmp_path, capsys):
   assert "lira_online" in audited["attacks"]
   assert audited["privacy_audit"]["canaries"]["count"] == 2
   assert memjax.scores.read_csv(str(out / "scores.csv"))["text"][0] == scores["text"][0]
+  # the report lists the sentences as text and the canaries' exposure
+  html = open(memjax.report.write_report(str(out))).read()
+  assert "Most and least memorized sequences" in html
+  assert "Canaries: exposure and extraction" in html
+  assert "counterfactual memorization" in html.lower()
+  top = np.nanargmax(scores["memorization"])
+  assert memjax.report._esc(str(scores["text"][top])) in html
