@@ -268,7 +268,7 @@ def plot(result: StudyResult, path: str) -> None:
   epochs of the main size; memorization vs the attack's per-sequence AUC."""
   ctx, rows = result.context, result.rows
   repeats, last = ctx["repeats"], ctx["epochs"]
-  fig, axes = plotting.subplots(4, 16, 3.8)
+  fig, axes = plotting.subplots(4, 4.4, 3.6)
   mem, auc = result.arrays["memorization"], result.arrays["auc"]
   ax = axes[0]
   ax.hist(mem[np.isfinite(mem)], bins=30, color="C0")
@@ -291,15 +291,19 @@ def plot(result: StudyResult, path: str) -> None:
   ax.legend(fontsize=7)
   ax = axes[2]
   main_rows = [r for r in rows if r["model"] == ctx["main"]]
+  epochs = [m["epoch"] for m in main_rows]
+  twin = ax.twinx()
   for i, r in enumerate(repeats):
-    ax.plot([m["epoch"] for m in main_rows], [m[f"exposure_in_r{r}"] for m in main_rows], "o-",
-            color=f"C{i}", label=f"{r}x in")
-    ax.plot([m["epoch"] for m in main_rows], [m[f"extraction_in_r{r}"] * 10 for m in main_rows],
-            "s:", color=f"C{i}", alpha=0.6)
+    ax.plot(epochs, [m[f"exposure_in_r{r}"] for m in main_rows], "o-", color=f"C{i}",
+            label=f"{r}x: exposure")
+    twin.plot(epochs, [m[f"extraction_in_r{r}"] for m in main_rows], "s:", color=f"C{i}",
+              alpha=0.7, label=f"{r}x: extraction")
   ax.set_xlabel("epoch")
-  ax.set_ylabel("exposure (bits); dotted: extraction rate x 10")
-  ax.set_title(f"{ctx['main']}: exposure per epoch")
-  ax.legend(fontsize=7)
+  ax.set_ylabel("exposure of IN models (bits), solid")
+  twin.set_ylabel("extraction rate of IN models, dotted")
+  twin.set_ylim(-0.02, 1.02)
+  ax.set_title(f"{ctx['main']}: per epoch")
+  ax.legend(fontsize=7, loc="lower right")
   ax = axes[3]
   ok = np.isfinite(mem) & np.isfinite(auc)
   ax.scatter(mem[ok], auc[ok], s=4, alpha=0.4)
