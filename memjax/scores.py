@@ -94,18 +94,8 @@ def table(records: Records, data=None) -> dict[str, np.ndarray]:
     out_accuracy = hits_out / n_out
     loss_in = np.where(keep, loss, 0).sum(0) / n_in
     loss_out = np.where(~keep, loss, 0).sum(0) / n_out
-  low, high = estimators.memorization_ci(correct, keep, LEVEL, groups=grouped)
-  columns = {
-      "index": np.arange(keep.shape[1]),
-      "label": np.asarray(records.train_labels),
-      "memorization": estimators.memorization(correct, keep, groups=grouped),
-      "memorization_se": estimators.memorization_se(correct, keep, groups=grouped),
-      "memorization_lo": low,
-      "memorization_hi": high,
-  }
-  if grouped is not None:
-    columns["cscore"] = estimators.cscore(correct, keep, grouped)
-    columns["cscore_se"] = estimators.cscore_se(correct, keep, grouped)
+  columns = _memorization_columns(correct, keep, grouped, "label",
+                                  np.asarray(records.train_labels))
   out_low, out_high = estimators.proportion_ci(hits_out, n_out, LEVEL)
   columns.update({
       "n_in": n_in,
@@ -125,6 +115,25 @@ def table(records: Records, data=None) -> dict[str, np.ndarray]:
   return columns
 
 
+def _memorization_columns(values: np.ndarray, keep: np.ndarray, grouped, label_name: str,
+                          labels: np.ndarray) -> dict[str, np.ndarray]:
+  """The table's first columns: index, the labels (or a sequence's tokens), memorization of
+  ``values`` [M, N] with its SE and interval, and with several ratios the C-score."""
+  low, high = estimators.memorization_ci(values, keep, LEVEL, groups=grouped)
+  columns = {
+      "index": np.arange(keep.shape[1]),
+      label_name: labels,
+      "memorization": estimators.memorization(values, keep, groups=grouped),
+      "memorization_se": estimators.memorization_se(values, keep, groups=grouped),
+      "memorization_lo": low,
+      "memorization_hi": high,
+  }
+  if grouped is not None:
+    columns["cscore"] = estimators.cscore(values, keep, grouped)
+    columns["cscore_se"] = estimators.cscore_se(values, keep, grouped)
+  return columns
+
+
 def _sequence_table(records: Records, data=None) -> dict[str, np.ndarray]:
   """The score table of a language model's run (see the module docstring)."""
   keep = np.asarray(records.keep)
@@ -133,7 +142,6 @@ def _sequence_table(records: Records, data=None) -> dict[str, np.ndarray]:
   loglik = np.asarray(records.train_token_loglik[-1], np.float64)
   loss = np.asarray(records.train_loss[-1], np.float64)
   extracted = records.correct
-  low, high = estimators.memorization_ci(accuracy, keep, LEVEL, groups=grouped)
   n_in = keep.sum(0)
   n_out = keep.shape[0] - n_in
 
@@ -141,17 +149,8 @@ def _sequence_table(records: Records, data=None) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
       return np.where(mask, values, 0).sum(0) / mask.sum(0)
 
-  columns = {
-      "index": np.arange(keep.shape[1]),
-      "tokens": np.asarray(records.train_labels),
-      "memorization": estimators.memorization(accuracy, keep, groups=grouped),
-      "memorization_se": estimators.memorization_se(accuracy, keep, groups=grouped),
-      "memorization_lo": low,
-      "memorization_hi": high,
-  }
-  if grouped is not None:
-    columns["cscore"] = estimators.cscore(accuracy, keep, grouped)
-    columns["cscore_se"] = estimators.cscore_se(accuracy, keep, grouped)
+  columns = _memorization_columns(accuracy, keep, grouped, "tokens",
+                                  np.asarray(records.train_labels))
   columns.update({
       "n_in": n_in,
       "n_out": n_out,
