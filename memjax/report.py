@@ -675,7 +675,7 @@ def _examples_section(inp: ReportInputs, top: int, rank: str = "score") -> str:
   data = inp.data
   class_names = None if data is None else data.class_names
   if getattr(inp.records, "task", "") == "language_model":
-    return _sequences_section(inp, most, least, held_name, by)
+    return _sequences_section(inp, top, rank, held_name, by)
   if data is not None and data.is_image:
     raw = data.raw_train if data.raw_train is not None else data.x_train
     body = ""
@@ -706,10 +706,15 @@ def _examples_section(inp: ReportInputs, top: int, rank: str = "score") -> str:
   return _section("examples", "Most and least memorized examples", body)
 
 
-def _sequences_section(inp: ReportInputs, most, least, held_name: str, by: str) -> str:
-  """The most and least memorized training sequences of a language model's run, as text."""
+def _sequences_section(inp: ReportInputs, top: int, rank: str, held_name: str, by: str) -> str:
+  """The most and least memorized training sequences of a language model's run, as text (a
+  repeated canary once, not once per copy)."""
   scores = inp.scores
   texts = scores.get("text")
+  record = None if inp.data is None else inp.data.canaries
+  most, least = ranked_examples(scores, len(scores["memorization"]), rank)
+  most = scores_lib.distinct_sequences(most, record)[:top]
+  least = scores_lib.distinct_sequences(least, record)[:top]
   body = ("" if texts is not None else '<p class="muted">The training data could not be '
           "reloaded (see the notes above), so the sequences are listed without their text.</p>")
   for idx, title in ((most, "Most memorized"), (least, "Least memorized")):

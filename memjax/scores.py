@@ -391,20 +391,39 @@ def _sequence_summary(run, top: int = 10, rank: str = "score") -> str:
         f" s, {timings.get('model_epochs_per_s', 0):,.1f} model-epochs/s training")
   texts = scores.get("text")
   by = "score" if rank == "score" else "lower bound of the interval"
-  order = most_memorized(scores, len(mem), rank)
+  order = distinct_sequences(most_memorized(scores, len(mem), rank), run.data.canaries)
   order = order[np.isfinite(mem[order])]
+  copies = canary_copies(run.data.canaries)
   for title, rows in ((f"most memorized, by {by}", order[:top]),
                       ("least memorized", order[::-1][:min(top, 5)])):
     lines.append(f"  {title} (index memorization [{LEVEL:.0%} interval] held-out token "
                  "accuracy text):")
     for i in rows:
       text = _shown(texts[i]) if texts is not None else ""
+      if copies.get(int(i), 1) > 1:
+        text += f" (canary, {copies[int(i)]} copies)"
       lines.append(f"    {i:6d}  {mem[i]:+.3f} [{scores['memorization_lo'][i]:+.3f}, "
                    f"{scores['memorization_hi'][i]:+.3f}]  {scores['out_accuracy'][i]:.3f}  "
                    f"{text}")
   if records.has_canaries and run.data.canaries is not None:
     lines += _canary_summary(records, run.data.canaries)
   return "\n".join(lines)
+
+
+def canary_copies(record) -> dict[int, int]:
+  """{first row of a text canary: its number of copies} (empty without text canaries)."""
+  if not record or "copies" not in record:
+    return {}
+  return {int(rows[0]): len(rows) for rows in record["copies"]}
+
+
+def distinct_sequences(order: np.ndarray, record) -> np.ndarray:
+  """``order`` without the second and later copies of each repeated text canary (their scores
+  equal the first copy's: all copies are IN or OUT together), for listings of sequences."""
+  if not record or "copies" not in record:
+    return np.asarray(order)
+  later = {int(r) for rows in record["copies"] for r in rows[1:]}
+  return np.asarray([i for i in order if int(i) not in later], dtype=np.asarray(order).dtype)
 
 
 def _canary_summary(records: Records, record) -> list[str]:
