@@ -11,14 +11,25 @@ c_n, -1...]).
 
 Columns:
   (1) memjax: ``memjax.engine.Engine`` + ``Chunk``, the compiled epoch program timed epoch by
-      epoch (compile excluded, reported apart): M models vmapped in chunks inside one
-      ``lax.scan`` per epoch, the engine the ``memjax.train`` runner drives.
+      epoch (compile excluded, reported apart): the models of a chunk vmapped inside one
+      ``lax.scan`` per epoch, chunks one after another, the engine the ``memjax.train`` runner
+      drives, with the runner's chunk size (below).
   (2) Flax loop: Python loops over models and minibatches calling one jitted NNX train step
       (``_baselines_flax.flax_loop``; the same GPT module, compiled once for all models).
-  (3) PyTorch loop: ``nn.TransformerEncoderLayer`` decoder with a causal mask, pre-norm,
+  (3) scanned loop: a Python loop over models of one jitted ``lax.scan``-ned single-model epoch
+      (``_baselines_flax.scanned_loop``): the strongest hand-written loop.
+  (4) PyTorch loop: ``nn.TransformerEncoderLayer`` decoder with a causal mask, pre-norm,
       tanh-GELU, ``torch.optim.Adam``, eager, 2 threads (``_baselines_torch``).
 
-The loop columns (2, 3) train one model after another, so their tokens/s does not grow with M:
+Chunk size (``--chunk``, default "auto"): the runner's policy (``memjax.runner._chunk_size``: the
+memory budget over the estimated bytes per model, and on CPU at most ``CPU_CHUNK_BYTES`` per
+device), with the activations of the language-model step (targets [B, L]). On CPU the nano GPT's
+step is ~290 MB by that estimate, so the policy trains one model per chunk; measured on 2 cores
+(M = 16, synthetic data, best of 2), chunks of 1, 4 and 16 models trained 174k, 134k and 116k
+tokens/s: vmapping GPTs does not pay on a CPU, where one model's [B L, width] matmuls already
+fill the cores.
+
+The loop columns (2-4) train one model after another, so their tokens/s does not grow with M:
 M models take M times as long, which is what a researcher gets by looping. Tokens/s counts
 B x L positions per step per model (padding included: every column computes them); the data
 line gives the fraction of them that are scored. Baseline cells get a time cap
@@ -69,14 +80,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling mo
 
 from _baselines_flax import (CellResult, Plan, flax_loop, lm_loss,  # noqa: E402
                              make_optimizer, sequence_cross_entropy, token_accuracy)
+from _baselines_flax import scanned_loop  # noqa: E402
 from throughput import log, machine, make_keep, matmul_peak_jax, table, uptime  # noqa: E402
 
 COLUMNS = {
     "memjax": "(1) memjax engine",
     "flax_loop": "(2) Flax loop, jit step",
-    "torch_loop": "(3) PyTorch loop",
+    "scanned": "(3) loop of scanned model",
+    "torch_loop": "(4) PyTorch loop",
 }
-BASELINES = ("flax_loop", "torch_loop")
+BASELINES = ("flax_loop", "scanned", "torch_loop")
 
 
 @dataclasses.dataclass
@@ -256,10 +269,38 @@ def build_engine(workload: Workload, plan: Plan, chunk: int):
 _ENGINES: dict = {}
 
 
-def memjax_chunk(num_models: int, chunk: int | None) -> int:
-  """Models per chunk: ``--chunk``, else min(M, 64) (see the module docstring of the engine:
-  on CPU a chunk's working set should stay cache-sized)."""
-  return max(1, min(num_models, chunk or 64))
+def memjax_chunk(workload: Workload, plan: Plan, chunk: str | int = "auto") -> int:
+  """Models per chunk: ``chunk`` if a number, else the runner's policy for this model.
+
+  ``memjax.runner._chunk_size``'s rule (budget / bytes per model, on CPU also at most
+  ``CPU_CHUNK_BYTES`` per device), with ``engine.bytes_per_model``'s terms: 4 copies of the
+  parameters, the optimizer state, and the activations of one training step, here of the
+  language-model loss on targets [B, L] (the engine's own estimate assumes labels [B]).
+  """
+  if chunk != "auto":
+    return max(1, min(plan.num_models, int(chunk)))
+  from memjax import runner
+  config = TrainConfig(model=workload.model, model_kwargs=workload.model_kwargs,
+                       batch_size=plan.batch_size)
+  fns = engine_lib.model_fns(config, workload.data)
+  params, model_state = jax.eval_shape(fns.init, jax.random.key(0))
+  opt_state = jax.eval_shape(make_optimizer(plan).init, params)
+  shape = (plan.batch_size, workload.sequence_length)
+  x = jax.ShapeDtypeStruct(shape, jnp.int32)
+
+  def loss(p, s, x, y):
+    return lm_loss(fns.apply(p, s, x, True)[0], y)
+
+  jaxpr = jax.make_jaxpr(jax.grad(loss))(params, model_state, x, x)
+  per_model = (16 * fns.num_params + sum(a.size * a.dtype.itemsize
+                                         for a in jax.tree.leaves(opt_state))
+               + engine_lib._jaxpr_bytes(jaxpr.jaxpr))
+  devices = len(jax.devices())
+  per_device = max(1, engine_lib.default_memory_budget() // per_model)
+  if jax.default_backend() == "cpu":
+    per_device = min(per_device, max(1, runner.CPU_CHUNK_BYTES // per_model))
+  size = min(plan.num_models, per_device * devices)
+  return max(devices, math.ceil(size / devices) * devices)
 
 
 def run_memjax(workload: Workload, plan: Plan, chunk: int, cap_s: float) -> CellResult:
@@ -292,7 +333,9 @@ def run_memjax(workload: Workload, plan: Plan, chunk: int, cap_s: float) -> Cell
       break
   if chunk < plan.num_models:
     note = f"chunks of {chunk}" + (f"; {note}" if note else "")
-  return CellResult.make(plan, done, seconds, engine.compile_seconds, accs, note=note)
+  result = CellResult.make(plan, done, seconds, engine.compile_seconds, accs, note=note)
+  result.extra = {"chunk_size": chunk, "models_run": done // plan.epochs}
+  return result
 
 
 # ---- the other columns ---------------------------------------------------------------------------
@@ -300,9 +343,10 @@ def column_runners(args, torch_device: str | None) -> dict[str, Callable]:
   """name -> f(workload, plan) -> CellResult for the selected columns."""
   cap = args.max_seconds
   runners = {
-      "memjax": lambda w, p: run_memjax(w, p, memjax_chunk(p.num_models, args.chunk),
+      "memjax": lambda w, p: run_memjax(w, p, memjax_chunk(w, p, args.chunk),
                                         args.memjax_max_seconds),
-      "flax_loop": lambda w, p: flax_loop(w, p, cap, loss=lm_loss, metric=token_accuracy)}
+      "flax_loop": lambda w, p: flax_loop(w, p, cap, loss=lm_loss, metric=token_accuracy),
+      "scanned": lambda w, p: scanned_loop(w, p, cap, loss=lm_loss, metric=token_accuracy)}
   if torch_device is not None:
     import _baselines_torch as tb
     runners["torch_loop"] = lambda w, p: tb.torch_loop(w, p, cap, torch_device, loss=tb.lm_loss,
@@ -316,7 +360,10 @@ def reuse_capped(name: str, cells: dict, num_models: int) -> CellResult | None:
   done = [m for m, r in cells.items() if isinstance(r, CellResult) and m < num_models]
   if name not in BASELINES or not done or not cells[max(done)].extrapolated:
     return None
-  return dataclasses.replace(cells[max(done)], note=f"rate of M={max(done)} (loop; cap hit there)")
+  previous = cells[max(done)]
+  if previous.note.startswith("rate of M="):  # itself reused: name the measured M
+    return previous
+  return dataclasses.replace(previous, note=f"rate of M={max(done)} (a loop, capped there)")
 
 
 def run_all(workload: Workload, args, runners: dict) -> dict:
@@ -395,10 +442,14 @@ def report(workload: Workload, results: dict, models: list[int], batch_size: int
                                                   is None else f"{r.accuracy:.3f}")
                                              for m in models]])
   out.append(table(head, rows))
-  notes = sorted({f"{COLUMNS[c]} M={m}: {r.note}" for c in results for m, r in results[c].items()
-                  if isinstance(r, CellResult) and r.note})
+  notes: dict[tuple[str, str], list[int]] = {}
+  for c in results:
+    for m, r in results[c].items():
+      for note in (r.note.split("; ") if isinstance(r, CellResult) and r.note else ()):
+        notes.setdefault((COLUMNS[c], note), []).append(m)
   if notes:
-    out += ["", "Notes: " + "; ".join(notes)]
+    out += ["", "Notes: " + "; ".join(f"{c} M={','.join(map(str, ms))}: {note}"
+                                      for (c, note), ms in notes.items())]
   return "\n".join(out)
 
 
@@ -406,7 +457,8 @@ def report(workload: Workload, results: dict, models: list[int], batch_size: int
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--quick", action="store_true",
-                 help="smoke run: M in {1, 2}, tiny synthetic data and model, 1 epoch, 2 s caps")
+                 help="smoke run: M in {1, 2}, tiny synthetic data and model, 1 epoch, 2 s caps "
+                      "(memjax: chunks of M)")
   p.add_argument("--data", default="auto",
                  help="auto (pydoc if this memjax has it, else synthetic), synthetic, or a "
                       "memjax.load spec of language-model data (pydoc, text:PATH)")
@@ -417,15 +469,15 @@ def parse_args(argv=None):
   p.add_argument("--batch-size", type=int, default=None,
                  help="sequences per step (default 32; --quick 8)")
   p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's constant LR")
-  p.add_argument("--chunk", type=int, default=None,
-                 help="memjax models per chunk (default min(M, 64))")
+  p.add_argument("--chunk", default="auto",
+                 help="memjax models per chunk (default auto: the runner's policy)")
   p.add_argument("--max-seconds", type=float, default=None,
                  help="time cap per baseline cell (default 20; --quick: 2)")
   p.add_argument("--memjax-max-seconds", type=float, default=None,
                  help="memjax stops after the chunk that passes this many training seconds and "
                       "extrapolates (default 60; --quick: 2)")
   p.add_argument("--columns", default=",".join(COLUMNS),
-                 help="comma list of memjax,flax_loop,torch_loop")
+                 help="comma list of memjax,flax_loop,scanned,torch_loop")
   p.add_argument("--json", default=None, help="write every number to this JSON file")
   args = p.parse_args(argv)
   args.models = [int(m) for m in (args.models or ("1,2" if args.quick else
@@ -437,6 +489,8 @@ def parse_args(argv=None):
   args.max_seconds = args.max_seconds or (2.0 if args.quick else 20.0)
   args.memjax_max_seconds = args.memjax_max_seconds or (2.0 if args.quick else 60.0)
   args.columns = args.columns.split(",")
+  if args.quick and args.chunk == "auto":
+    args.chunk = str(max(args.models))  # one chunk: the vmapped program is what is smoke-tested
   unknown = set(args.columns) - set(COLUMNS)
   if unknown:
     p.error(f"unknown columns {sorted(unknown)}; choose from {', '.join(COLUMNS)}")
@@ -460,7 +514,7 @@ def main(argv=None) -> dict:
       import _baselines_torch
       torch_device = _baselines_torch.setup(threads=2)
     except ImportError:
-      log("torch is not installed: column (3) is skipped")
+      log("torch is not installed: column (4) is skipped")
   data, data_note = load_data(args.data, args.quick)
   kw = args.model_kwargs
   workload = Workload("gpt", f"GPT {json.dumps(kw) if kw else '(nano)'} on {data.name}: "
