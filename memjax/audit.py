@@ -13,7 +13,9 @@ When the run has canaries (``memjax run --canaries K``, :mod:`memjax.canaries`),
 also holds ``privacy_audit`` (:func:`memjax.auditing.privacy_audit`): per attack, a lower bound
 on epsilon at 95% confidence from the attack's scores on the canaries (every target model x every
 canary), beside the theoretical epsilon of a DP run (run.json ``privacy``). The audit's delta is
-that run's delta, else 1e-5.
+that run's delta, else 1e-5. A language model's text canaries (secrets repeated r times) are
+audited on their first copies: the copies of one secret are IN or OUT together, so they are one
+observation, not r.
 """
 
 from __future__ import annotations
@@ -45,12 +47,21 @@ def audit(directory: str, attacks: Sequence[str] = attacks_lib.DEFAULT_ATTACKS,
       np.asarray(records.train_lira), keep, test_stats=np.asarray(records.test_lira),
       attacks=attacks, max_targets=max_targets, return_scores=canaries is not None)
   if canaries is not None:
+    if canaries.get("kind") == "secret":  # one observation per secret, not per copy
+      canaries = dict(canaries, indices=[copies[0] for copies in canaries["copies"]],
+                      count=len(canaries["copies"]))
     results.privacy_audit = auditing.privacy_audit(results, keep, canaries, info.get("privacy"))
     for result in results.attacks.values():
       result.scores = None  # [T, N] per attack: needed only for the audit
   results.to_json(os.path.join(directory, "attacks.json"))
   attacks_lib.plot_roc(results, os.path.join(directory, "roc.png"))
-  table = scores_lib.table(records)
+  data = None
+  if records.task == "language_model":  # the score table's text column needs the sequences
+    try:
+      data = runner.load_recorded_data(info)
+    except Exception:  # in-memory or moved data: the table without text
+      data = None
+  table = scores_lib.table(records, data)
   table.update(results.per_example_columns())
   scores_lib.write_csv(os.path.join(directory, "scores.csv"), table)
   return results

@@ -23,6 +23,7 @@ import time
 
 from memjax import report, studies
 from memjax.canaries import KINDS as CANARY_KINDS
+from memjax.canaries import TEXT_KINDS as TEXT_CANARY_KINDS
 from memjax.canaries import with_canaries
 from memjax.config import (AUGMENTATIONS, DESIGNS, FIELDS, PRESETS, SAMPLINGS, SCHEDULES,
                            TrainConfig)
@@ -43,22 +44,34 @@ def _add_run_parser(sub) -> None:
                      description="Train M models, each on a random subset of the training set, "
                      "in one compiled program; write records, scores.csv and run.json to --out.")
   p.add_argument("--data", default=None, help="dataset spec: digits (default, offline), "
-                 "npz:PATH, PATH.npz, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
+                 "npz:PATH, PATH.npz, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]; text for language "
+                 "models: pydoc (embedded, offline), text:PATH (one sequence per line), "
+                 "text:PATH:64 (chunks of 64 characters)")
   p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                  help="standardise features with training-split statistics (default) or, with "
                  "--no-standardize, keep them in [0, 1]; part of the training algorithm, "
                  "recorded in run.json")
-  p.add_argument("--preset", default="default", help="configuration preset: "
-                 f"{', '.join(PRESETS)} (flags below override it)")
+  p.add_argument("--preset", default=None, help="configuration preset: "
+                 f"{', '.join(PRESETS)} (flags below override it; default: 'default', or "
+                 "'lm' for text data)")
   canary = p.add_argument_group(
       "canaries", "Plant K examples at the end of the training split for a privacy audit "
       "(memjax attack DIR then bounds epsilon from below); keep the default --keep-ratio 0.5, "
       "which puts each canary IN for exactly half of the models.")
   canary.add_argument("--canaries", type=int, metavar="K", help="number of canaries")
-  canary.add_argument("--canary-kind", choices=CANARY_KINDS, default="mislabeled",
-                      help="mislabeled (default): copies with a wrong label; noise: random "
-                      "inputs, random labels; clean_copy: exact copies")
+  canary.add_argument("--canary-kind", choices=CANARY_KINDS + TEXT_CANARY_KINDS, default=None,
+                      help="images/vectors: mislabeled (default): copies with a wrong label; "
+                      "noise: random inputs, random labels; clean_copy: exact copies. Text: "
+                      "secret (default): 'my code K is ' and random digits")
   canary.add_argument("--canary-seed", type=int, default=0, help="seed of the canaries")
+  canary.add_argument("--canary-repeats", type=_int_list, default=None, metavar="R1,R2,...",
+                      help="text: copies of each canary, K canaries per value (default 1; e.g. "
+                      "1,4,16)")
+  canary.add_argument("--canary-digits", type=int, default=None, metavar="D",
+                      help="text: digits per secret (default 6: 10**6 possible secrets)")
+  canary.add_argument("--canary-candidates", type=int, default=None, metavar="S",
+                      help="text: other secrets each canary is ranked among for its exposure "
+                      "(default 1000; 10**D - 1 or more ranks it exactly)")
   training = p.add_argument_group("training (every TrainConfig field; see memjax.TrainConfig)")
   for field in dataclasses.fields(TrainConfig):
     _add_config_flag(training, field)
@@ -117,7 +130,7 @@ def _add_config_flag(group, field: dataclasses.Field) -> None:
     kwargs.update(type=lambda text: int(float(text)), metavar="BYTES")
   elif isinstance(default, (int, float)) and field.name != "chunk_size":
     kwargs["type"] = type(default)
-  elif field.name == "chunk_size":
+  elif field.name in ("chunk_size", "prefix_length"):
     kwargs["type"] = int
   elif field.name.startswith("dp_"):
     kwargs.update(type=float, metavar="FLOAT")
@@ -126,6 +139,14 @@ def _add_config_flag(group, field: dataclasses.Field) -> None:
   if field.name in choices:
     kwargs["choices"] = choices[field.name]
   group.add_argument(*flags, **kwargs)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+  try:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers; "
+                                     "write e.g. 1,4,16") from None
 
 
 def _json_object(text: str) -> dict:
@@ -157,7 +178,7 @@ def cmd_run(args) -> int:
   _initialize_distributed(args)
   from memjax import runner
 
-  if args.preset not in PRESETS:
+  if args.preset is not None and args.preset not in PRESETS:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
   changes = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
   progress = not args.no_progress
@@ -178,8 +199,13 @@ def cmd_run(args) -> int:
     data = load(args.data or "digits",
                 standardize=True if args.standardize is None else args.standardize)
     if args.canaries is not None:
-      data, _ = with_canaries(data, args.canaries, args.canary_kind, args.canary_seed)
-    config = PRESETS[args.preset].replace(**changes)
+      text_options = {"repeats": args.canary_repeats, "digits": args.canary_digits,
+                      "candidates": args.canary_candidates}
+      data, _ = with_canaries(data, args.canaries, args.canary_kind, args.canary_seed,
+                              **{k: v for k, v in text_options.items() if v is not None})
+    # Text data trains the language models' recipe unless told otherwise.
+    preset = args.preset or ("lm" if data.task == "language_model" else "default")
+    config = PRESETS[preset].replace(**changes)
     out = args.out or os.path.join(
         "runs", f"{spec_slug(data.spec or data.name)}-{spec_slug(model_name(config.model))}-"
         f"{time.strftime('%Y%m%d-%H%M%S')}")
@@ -236,8 +262,8 @@ def _add_study_parser(sub) -> None:
       "ensembles, and claims.md, the paper's claims checked).")
   p.add_argument("name", choices=(*studies.STUDIES, "all"), help="the study ('all': every "
                  "study, sharing ensembles)")
-  p.add_argument("--data", default="digits", help="dataset spec: digits (default), npz:PATH, "
-                 "tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
+  p.add_argument("--data", default=None, help="dataset spec: digits (default; pydoc for "
+                 "lm_memorization), npz:PATH, text:PATH, tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]")
   p.add_argument("--scale", default="default", choices=tuple(studies.SCALES),
                  help="small (seconds), default (minutes on digits, CPU), large (accelerators)")
   p.add_argument("--preset", default="default", help="TrainConfig preset for the other "
@@ -260,21 +286,26 @@ def _add_study_parser(sub) -> None:
 
 def cmd_study(args) -> int:
   """``memjax study NAME``: runs the study (or all), saves and prints it; or redraws a plot."""
-  names = list(studies.STUDIES) if args.name == "all" else [args.name]
+  data = args.data or (studies.study(args.name).default_data if args.name != "all"
+                       else "digits")
   if args.replot:
+    names = list(studies.STUDIES) if args.name == "all" else [args.name]
     return _replot_studies(args.replot, names, every=args.name == "all")
   if args.preset not in PRESETS:
     raise MemjaxError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
   root = args.out or os.path.join(
-      "studies", f"{args.name}-{spec_slug(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
+      "studies", f"{args.name}-{spec_slug(data)}-{time.strftime('%Y%m%d-%H%M%S')}")
   settings = studies.StudySettings(
-      data=args.data, scale=args.scale, models=args.models, epochs=args.epochs, seed=args.seed,
+      data=data, scale=args.scale, models=args.models, epochs=args.epochs, seed=args.seed,
       config=PRESETS[args.preset], keep_ratio=args.keep_ratio, progress=args.progress,
       log=lambda line: print(line, flush=True))
   dataset = settings.dataset()
+  # 'all': every study of the data's task (image studies on images, lm_memorization on text).
+  names = ([n for n, s in studies.REGISTRY.items() if s.task == dataset.task]
+           if args.name == "all" else [args.name])
   results = {}
   for name in names:
-    out = os.path.join(root, name) if len(names) > 1 else root
+    out = os.path.join(root, name) if args.name == "all" else root
     t0 = time.perf_counter()
     print(f"memjax study {name} ({args.scale}) on {dataset.name} ...", flush=True)
     with settings.runs.saving(os.path.join(root, "runs")):

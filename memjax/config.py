@@ -98,6 +98,9 @@ class TrainConfig:
     keep_ratios: several ratios for the multi-ratio (C-score) design; overrides keep_ratio.
     design: "balanced" (each example IN for exactly round(r*M) models) or "bernoulli".
     eval_every: also evaluate every k epochs (0: only after the last epoch).
+    prefix_length: language models: the prompt length (in tokens) of the records' extraction
+      test (``correct``: greedy decoding from the first ``prefix_length`` tokens of a sequence
+      reproduces the rest exactly); None: half of each sequence.
     seed: integer seed; fixes the design, the initialisations, data order, augmentations and
       every model's random streams (dropout).
     chunk_size: models trained together in one compiled program; None picks the largest that
@@ -150,6 +153,8 @@ class TrainConfig:
       (), "several ratios (C-score design), e.g. 0.1,0.3,0.5,0.7,0.9")
   design: str = _field("balanced", "keep-mask design")
   eval_every: int = _field(0, "also evaluate every k epochs (0: only at the end)")
+  prefix_length: int | None = _field(None, "language models: prompt tokens of the extraction "
+                                     "test (default: half of each sequence)")
   seed: int = _field(0, "seed of the design, initialisations, data order and random streams")
   chunk_size: int | None = _field(None, "models per compiled chunk (default: fit the memory "
                                   "budget)")
@@ -177,6 +182,8 @@ class TrainConfig:
         (self.query_augmentations >= 1,
          f"query_augmentations={self.query_augmentations}; at least 1 (the plain example)."),
         (self.eval_every >= 0, f"eval_every={self.eval_every}; use 0 (final only) or k >= 1."),
+        (self.prefix_length is None or self.prefix_length >= 0,
+         f"prefix_length={self.prefix_length}; use None (half of each sequence) or >= 0."),
         (self.chunk_size is None or self.chunk_size >= 1,
          f"chunk_size={self.chunk_size}; use None (automatic) or a positive number."),
         (self.checkpoint_seconds >= 0,
@@ -348,3 +355,19 @@ VIT_DIGITS_RECIPE: dict[str, Any] = {
 }
 # memjax run --preset vit_digits (256 ViTs by default; --models to change it).
 PRESETS["vit_digits"] = TrainConfig(**VIT_DIGITS_RECIPE)
+
+
+# Small causal transformers (``gpt``, size "pico": width 32, depth 2, heads 2, 32k parameters)
+# on the embedded ``pydoc`` sentences (1,800 training sentences of <= 64 characters): TrainConfig
+# field overrides, e.g. ``memjax.train("pydoc", models=64, **LM_RECIPE)``. Measured on the 2-core
+# CPU (shared, +-30%), 8 models: after 30 epochs of Adam at a constant 1e-2 the models predict
+# 54% of the tokens of their own sentences, 44% of the others' and of the test sentences (mean
+# counterfactual memorization 0.097, 40 sentences >= 0.25), at ~3.8 model-epochs/s; Adam at 3e-3
+# for 10 epochs reached only 47% / 38%. The nano size (width 64, 114k parameters) trains ~2.5x
+# slower. ``memjax run --data pydoc --preset lm`` trains 64 of them (minutes).
+LM_RECIPE: dict[str, Any] = {
+    "model": "gpt", "model_kwargs": {"size": "pico"},
+    "epochs": 30, "batch_size": 32, "optimizer": "adam",
+    "optimizer_kwargs": {"learning_rate": 1e-2},
+}
+PRESETS["lm"] = TrainConfig(num_models=64, **LM_RECIPE)

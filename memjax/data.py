@@ -1,7 +1,8 @@
-"""Datasets: the embedded default, `.npz` files, TFDS, and arrays; with input validation.
+"""Datasets: the embedded defaults, `.npz` files, text files, TFDS, and arrays; validated.
 
-Every loader returns a :class:`Dataset`: float32 features in memory, int32 labels, and the
-metadata the engine needs.
+Every loader returns a :class:`Dataset`: for classification float32 features in memory and int32
+labels; for language models (``task="language_model"``, :mod:`memjax.text`) int32 token inputs
+and next-token targets; and the metadata the engine needs.
 
 **Preprocessing is part of the training algorithm**, so memorization scores depend on it. By
 default features are *standardised* with statistics of the training split (mean 0, std 1 per
@@ -18,7 +19,20 @@ Spec strings accepted by :func:`load` (and ``memjax run --data``):
 * ``npz:PATH`` or any path ending in ``.npz``: a file holding ``x_train, y_train, x_test, y_test``.
 * ``tfds:NAME``, ``tfds:NAME:TRAIN_SPLIT`` or ``tfds:NAME:TRAIN_SPLIT,TEST_SPLIT``: a prepared
   TFDS image-classification dataset read with ``tfds.data_source`` (array_record; TensorFlow is not
-  imported). Split specs use TFDS slicing, e.g. ``tfds:cifar10:train[:10000],test[:2000]``.
+  imported). Split specs use TFDS slicing, e.g. ``tfds:cifar10:train[:10000],test[:2000]``. A TFDS
+  dataset with a text feature and no image (``tfds:lm1b``, ``tfds:tiny_shakespeare``) becomes a
+  character-level language-model dataset: one sequence per record, records longer than
+  ``max_length`` (128) characters cut into chunks of that length.
+
+Text (language models, :mod:`memjax.text`; tokens are not standardised):
+
+* ``pydoc``: the embedded text corpus, 2,000 English sentences of the documentation shipped with
+  CPython 3.12.1 (PSF License; ``memjax/corpora/NOTICE``), 1,800 for training and 200 for testing,
+  one sequence per sentence, L = 64 characters; offline.
+* ``text:PATH``: a UTF-8 text file, one sequence per non-empty line (L = the longest line; lines
+  over 128 characters are refused). ``text:PATH:64``: the whole file cut into chunks of 64
+  characters. A seeded random 10% of the sequences is the test split. Loader options pass
+  through: ``memjax.load("text:a.txt", tokenizer="byte", test_fraction=0.2)``.
 """
 
 from __future__ import annotations
@@ -36,16 +50,19 @@ DEFAULT_DATASET = "digits"
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """A classification dataset held in memory.
+  """A classification or language-model dataset held in memory.
 
   Attributes:
     name: a short name, used in run directories and reports.
-    x_train: [N, *feature_shape] float32, standardised.
-    y_train: [N] int32 in [0, num_classes).
-    x_test: [N_test, *feature_shape] float32, standardised with the training statistics.
-    y_test: [N_test] int32.
-    num_classes: number of classes C.
-    class_names: C names, or None.
+    x_train: [N, *feature_shape] float32, standardised. Language models: [N, L] int32 inputs
+      [BOS, c_1, ..., c_{n-1}, 0 ...] (:mod:`memjax.text`).
+    y_train: [N] int32 in [0, num_classes). Language models: [N, L] int32 next-token targets
+      [c_1, ..., c_n, -1 ...] (-1: not scored).
+    x_test: [N_test, *feature_shape] float32, standardised with the training statistics
+      (language models: [N_test, L] int32).
+    y_test: [N_test] int32 (language models: [N_test, L] int32).
+    num_classes: number of classes C (language models: the vocabulary size V, BOS included).
+    class_names: C names, or None (language models: the V token strings, "" for BOS).
     raw_train: [N, *feature_shape] the training features before standardisation, for showing
       images in reports (uint8 or float).
     spec: the :func:`load` spec it came from (``"digits"``, ``"npz:PATH"``, ...), recorded in a
@@ -53,7 +70,12 @@ class Dataset:
     standardized: whether the features were standardised (see the module docstring).
     canaries: None, or the record of the canaries :func:`memjax.canaries.with_canaries` appended
       to the training split (``count``, ``kind``, ``seed``, their training ``indices`` and the
-      ``sources`` they copy); saved in run.json so that a loaded run re-creates them.
+      ``sources`` they copy; text canaries: their copies, prefixes and secrets); saved in
+      run.json so that a loaded run re-creates them.
+    task: "classification" (default) or "language_model".
+    tokenizer: None for classification; "char" or "byte" for language models.
+    segmentation: None for classification; how text was cut into sequences ("lines",
+      "chunks of 64", "records", ...), for :attr:`preprocessing`.
   """
 
   name: str
@@ -67,6 +89,9 @@ class Dataset:
   spec: str | None = None
   standardized: bool = True
   canaries: dict[str, Any] | None = None
+  task: str = "classification"
+  tokenizer: str | None = None
+  segmentation: str | None = None
 
   @property
   def feature_shape(self) -> tuple[int, ...]:
@@ -76,6 +101,30 @@ class Dataset:
   def is_image(self) -> bool:
     """True for [H, W, C] features (CNNs and image augmentations apply)."""
     return self.x_train.ndim == 4
+
+  @property
+  def is_text(self) -> bool:
+    """True for language-model datasets (token sequences, :mod:`memjax.text`)."""
+    return self.task == "language_model"
+
+  @property
+  def sequence_length(self) -> int | None:
+    """L for language-model datasets, else None."""
+    return int(self.x_train.shape[1]) if self.is_text else None
+
+  def decode(self, tokens) -> str:
+    """Token ids [n] -> text (language models); BOS/padding (0) and negative ids are skipped,
+    so ``decode(y_train[i])`` is training sequence i."""
+    from memjax import text
+    return text.tokenizer_of(self).decode(tokens)
+
+  def texts(self, split: str = "train") -> list[str]:
+    """The decoded sequences of ``split`` ("train" or "test"), one per row."""
+    if split not in ("train", "test"):
+      raise MemjaxError(f"Unknown split {split!r}; use 'train' or 'test'.")
+    from memjax import text
+    tok = text.tokenizer_of(self)
+    return [tok.decode(row) for row in (self.y_train if split == "train" else self.y_test)]
 
   @property
   def num_train(self) -> int:
@@ -97,6 +146,9 @@ class Dataset:
         "standardized": self.standardized,
         "preprocessing": self.preprocessing,
     }
+    if self.is_text:  # classification datasets describe themselves as before
+      description.update(task=self.task, tokenizer=self.tokenizer,
+                         sequence_length=self.sequence_length, segmentation=self.segmentation)
     if self.canaries is not None:
       description["canaries"] = dict(self.canaries)
     return description
@@ -104,6 +156,10 @@ class Dataset:
   @property
   def preprocessing(self) -> str:
     """One line saying what was done to the features."""
+    if self.is_text:
+      return (f"{self.tokenizer}-level tokens (V = {self.num_classes} with BOS), "
+              f"{self.segmentation or 'sequences'}, L = {self.sequence_length}; inputs "
+              "BOS-shifted, next-token targets (-1 past the end)")
     return ("standardised (training-split mean 0, std 1 per channel/feature)"
             if self.standardized else
             "not standardised (uint8 images and the digits scaled to [0, 1], other features as "
@@ -114,10 +170,13 @@ def load(spec: Any = DEFAULT_DATASET, **kwargs) -> Dataset:
   """Loads a dataset from a spec string (see the module docstring) or passes a Dataset through.
 
   Args:
-    spec: ``"digits"``, ``"npz:PATH"``, ``"PATH.npz"``, ``"tfds:NAME[:SPLITS]"``, a
-      :class:`Dataset`, or a tuple ``(x_train, y_train, x_test, y_test)`` of arrays.
+    spec: ``"digits"``, ``"npz:PATH"``, ``"PATH.npz"``, ``"tfds:NAME[:SPLITS]"``, ``"pydoc"``,
+      ``"text:PATH[:LENGTH]"``, a :class:`Dataset`, or a tuple ``(x_train, y_train, x_test,
+      y_test)`` of arrays.
     **kwargs: passed to the loader (e.g. ``data_dir=`` for TFDS, ``standardize=False`` to keep
-      features in [0, 1] instead of standardising them).
+      features in [0, 1] instead of standardising them; ``tokenizer="byte"``,
+      ``test_fraction=``, ``seed=`` for text, see :func:`memjax.text.load_text`). Options other
+      than ``standardize`` leave ``spec`` None (the spec alone would not reproduce the data).
 
   Returns:
     A validated :class:`Dataset`.
@@ -133,7 +192,7 @@ def load(spec: Any = DEFAULT_DATASET, **kwargs) -> Dataset:
   if not isinstance(spec, (str, os.PathLike)):
     raise MemjaxError(
         f"Cannot load a dataset from {type(spec).__name__}. Pass a spec string such as 'digits', "
-        "'npz:data.npz' or 'tfds:cifar10', a memjax.Dataset, or a tuple "
+        "'npz:data.npz', 'tfds:cifar10', 'pydoc' or 'text:PATH', a memjax.Dataset, or a tuple "
         "(x_train, y_train, x_test, y_test) of arrays.")
   spec = os.fspath(spec)
   dataset = _load_spec(spec, **kwargs)
@@ -145,13 +204,30 @@ def load(spec: Any = DEFAULT_DATASET, **kwargs) -> Dataset:
 def spec_slug(spec: str) -> str:
   """A file-name-safe short name for a dataset spec or name: ``"npz:/a/b.npz"`` -> ``"b"``,
   ``"tfds:cifar10"`` -> ``"cifar10"``, ``"digits+artificial"`` -> ``"digits-artificial"``."""
-  base = os.path.basename(str(spec).rstrip("/")).replace(".npz", "").replace("tfds:", "")
+  spec = str(spec)
+  if spec.startswith("text:"):  # text:PATH[:LENGTH] -> the file's name (and the length)
+    from memjax import text
+    path, length = text.parse_spec(spec)
+    spec = os.path.splitext(os.path.basename(path))[0] + ("" if length is None else f"-{length}")
+  base = os.path.basename(spec.rstrip("/")).replace(".npz", "").replace("tfds:", "")
   return "".join(c if c.isalnum() or c in "-_" else "-" for c in base)
 
 
 def _load_spec(spec: str, **kwargs) -> Dataset:
   if spec == "digits":
     return load_digits(**kwargs)
+  if spec == "pydoc":
+    from memjax import text
+    return text.load_pydoc(**kwargs)
+  if spec.startswith("text:"):
+    from memjax import text
+    path, length = text.parse_spec(spec)
+    if length is not None:
+      if kwargs.get("sequence_length", length) != length:
+        raise MemjaxError(f"The spec {spec!r} says chunks of {length} but sequence_length="
+                          f"{kwargs['sequence_length']}; give the length once.")
+      kwargs["sequence_length"] = length
+    return text.load_text(path, **kwargs)
   if spec.startswith("npz:"):
     return load_npz(spec[len("npz:"):], **kwargs)
   if spec.endswith(".npz"):
@@ -163,7 +239,8 @@ def _load_spec(spec: str, **kwargs) -> Dataset:
                      test_split=test_split or "test", **kwargs)
   raise MemjaxError(
       f"Unknown dataset spec {spec!r}. Use 'digits' (embedded, offline), 'npz:PATH' or a path "
-      "ending in .npz, or 'tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]'.")
+      "ending in .npz, 'tfds:NAME[:TRAIN_SPLIT[,TEST_SPLIT]]', 'pydoc' (embedded text, offline) "
+      "or 'text:PATH[:LENGTH]' (a text file for language models).")
 
 
 def load_digits(standardize: bool = True, test_size: int = 360) -> Dataset:
@@ -215,17 +292,27 @@ def load_npz(path: str, standardize: bool = True) -> Dataset:
 
 
 def load_tfds(name: str, train_split: str = "train", test_split: str = "test",
-              data_dir: str | None = None, standardize: bool = True) -> Dataset:
-  """Reads a prepared TFDS image-classification dataset with ``tfds.data_source``.
+              data_dir: str | None = None, standardize: bool = True, *,
+              tokenizer: str | None = None, max_length: int | None = None,
+              text_key: str | None = None) -> Dataset:
+  """Reads a prepared TFDS image-classification or text dataset with ``tfds.data_source``.
 
   Nothing is downloaded: the dataset must already be prepared in ``data_dir`` (default: the TFDS
   default, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). TensorFlow is not imported.
+
+  A dataset whose features hold a ``tfds.features.Text`` and no image (``lm1b``,
+  ``tiny_shakespeare``, ``imdb_reviews``: labels are ignored) becomes a language-model dataset
+  (:mod:`memjax.text`): one sequence per record (its string, UTF-8), records longer than
+  ``max_length`` tokens cut into consecutive chunks of ``max_length``, empty records skipped.
 
   Args:
     name: TFDS name, e.g. ``"cifar10"`` (a version may follow: ``"cifar10:3.0.2"`` is not a
       split; write ``"cifar10/3.0.2"`` as TFDS does).
     train_split, test_split: TFDS split specs, slicing allowed (``"train[:5000]"``).
     data_dir: where the prepared dataset lives.
+    standardize: image datasets only (text is not standardised).
+    tokenizer, max_length, text_key: text datasets only: "char" (default) or "byte"; the chunk
+      length (default 128); which Text feature to read (default "text", or the only one).
   """
   import tensorflow_datasets as tfds
 
@@ -237,29 +324,20 @@ def load_tfds(name: str, train_split: str = "train", test_split: str = "test",
     raise MemjaxError(f"TFDS does not know the dataset {name!r} ({e}). Check the name against "
                       "`tfds.list_builders()`.") from e
   features = builder.info.features
+  text_keys = _text_keys(features)
+  if text_keys is not None:
+    return _load_tfds_text(tfds, builder, name, text_keys, train_split, test_split, data_dir,
+                           tokenizer=tokenizer or "char", max_length=max_length,
+                           text_key=text_key)
+  if tokenizer is not None or max_length is not None or text_key is not None:
+    raise MemjaxError(f"TFDS dataset {name!r} is not a text dataset (it has an image or no Text "
+                      "feature); tokenizer, max_length and text_key apply to text datasets only.")
   image_key, label_key = _supervised_keys(builder.info)
   num_classes = features[label_key].num_classes
   class_names = getattr(features[label_key], "names", None)
 
   def read(split: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-      source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception as e:
-      if not builder.is_prepared():
-        raise MemjaxError(
-            f"TFDS dataset {name!r} is not downloaded/prepared in {builder.data_dir!r}, and "
-            "memjax never downloads at run time. On a machine with internet run `python -c "
-            f"\"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare("
-            "file_format='array_record')\"`, copy the data directory here, and pass data_dir= "
-            "(or set TFDS_DATA_DIR).") from e
-      raise MemjaxError(f"Could not open split {split!r} of TFDS dataset {name!r} ({e}). "
-                        "Check the split name and slicing, e.g. 'train[:10%]'.") from e
-    if len(source) == 0:
-      raise MemjaxError(f"Split {split!r} of TFDS dataset {name!r} is empty. Widen the slice.")
-    try:  # batched reads where the source supports them (array_record does)
-      records = source.__getitems__(list(range(len(source))))
-    except TypeError:  # e.g. tfds.testing.mock_data sources
-      records = [source[i] for i in range(len(source))]
+    records = _read_tfds_split(tfds, builder, name, split, data_dir)
     xs = np.stack([np.asarray(r[image_key]) for r in records])
     ys = np.asarray([r[label_key] for r in records])
     return xs, ys
@@ -268,6 +346,73 @@ def load_tfds(name: str, train_split: str = "train", test_split: str = "test",
   x_test, y_test = read(test_split)
   return from_arrays(x_train, y_train, x_test, y_test, name=name.replace("/", "-"),
                      num_classes=num_classes, class_names=class_names, standardize=standardize)
+
+
+def _read_tfds_split(tfds, builder, name: str, split: str, data_dir: str | None) -> list:
+  """All records (dicts) of one split, read with ``tfds.data_source`` (never downloads)."""
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except Exception as e:
+    if not builder.is_prepared():
+      raise MemjaxError(
+          f"TFDS dataset {name!r} is not downloaded/prepared in {builder.data_dir!r}, and "
+          "memjax never downloads at run time. On a machine with internet run `python -c "
+          f"\"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare("
+          "file_format='array_record')\"`, copy the data directory here, and pass data_dir= "
+          "(or set TFDS_DATA_DIR).") from e
+    raise MemjaxError(f"Could not open split {split!r} of TFDS dataset {name!r} ({e}). "
+                      "Check the split name and slicing, e.g. 'train[:10%]'.") from e
+  if len(source) == 0:
+    raise MemjaxError(f"Split {split!r} of TFDS dataset {name!r} is empty. Widen the slice.")
+  try:  # batched reads where the source supports them (array_record does)
+    return list(source.__getitems__(list(range(len(source)))))
+  except TypeError:  # e.g. tfds.testing.mock_data sources
+    return [source[i] for i in range(len(source))]
+
+
+def _text_keys(features) -> list[str] | None:
+  """The top-level Text features' keys of a TFDS dataset without images, else None."""
+  import tensorflow_datasets as tfds
+  items = list(features.items()) if hasattr(features, "items") else []
+  if any(isinstance(f, tfds.features.Image) for _, f in items):
+    return None
+  keys = [k for k, f in items if isinstance(f, tfds.features.Text)]
+  return keys or None
+
+
+def _load_tfds_text(tfds, builder, name: str, text_keys: list[str], train_split: str,
+                    test_split: str, data_dir: str | None, *, tokenizer: str,
+                    max_length: int | None, text_key: str | None) -> Dataset:
+  """A TFDS text dataset as a language-model Dataset (see :func:`load_tfds`)."""
+  from memjax import text
+  if text_key is None:
+    if "text" in text_keys or len(text_keys) == 1:
+      text_key = "text" if "text" in text_keys else text_keys[0]
+    else:
+      raise MemjaxError(f"TFDS dataset {name!r} has several text features ({', '.join(text_keys)})"
+                        f"; choose one: memjax.load('tfds:{name}', text_key={text_keys[0]!r}).")
+  elif text_key not in text_keys:
+    raise MemjaxError(f"TFDS dataset {name!r} has no text feature {text_key!r}; it has "
+                      f"{', '.join(text_keys)}.")
+  length = text.DEFAULT_MAX_LENGTH if max_length is None else max_length
+  text._check_length(length, "max_length")
+
+  def read(split: str) -> list:
+    sequences = []
+    for record in _read_tfds_split(tfds, builder, name, split, data_dir):
+      value = record[text_key]
+      value = value.item() if isinstance(value, np.ndarray) else value
+      value = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+      sequences.append(value if tokenizer == "char" else value.encode("utf-8"))
+    pieces = text.chunked(sequences, length)
+    if not pieces:
+      raise MemjaxError(f"Split {split!r} of TFDS dataset {name!r} holds no text in "
+                        f"{text_key!r}. Choose another split or text_key.")
+    return pieces
+
+  train, test = read(train_split), read(test_split)
+  return text.from_texts(train, test, name=name.replace("/", "-"), tokenizer=tokenizer,
+                         max_length=length, segmentation=f"records (chunks of {length} beyond)")
 
 
 def _supervised_keys(info) -> tuple[str, str]:

@@ -125,8 +125,29 @@ def model_fns(config: TrainConfig, data: Dataset) -> ModelFns:
     logits = model(x, train=train)
     return logits, nnx.split(model, nnx.Param, nnx.RngState, ...)[3]
 
+  if data.task == "language_model":
+    _check_language_model(config, data, abstract)
   return ModelFns(init=init, apply=apply, num_params=models_lib.count_params(abstract_params),
                   random_streams=streams)
+
+
+def _check_language_model(config: TrainConfig, data: Dataset, model) -> None:
+  """Text data needs a model mapping tokens [B, L] to next-token logits [B, L, V]."""
+  x = jax.ShapeDtypeStruct((2, *data.feature_shape), data.x_train.dtype)
+  want = (2, *data.feature_shape, data.num_classes)
+  try:
+    shape = nnx.eval_shape(lambda m, x: m(x, train=False), model, x).shape
+  except MemjaxError:
+    raise
+  except Exception as e:  # e.g. an image model's reshape of the tokens
+    shape = f"an error ({type(e).__name__}: {e})"
+  if shape != want:
+    raise MemjaxError(
+        f"{data.name} is text: every example is a token sequence [L={data.feature_shape[0]}], "
+        f"and the model must map tokens [B, L] to next-token logits [B, L, V={data.num_classes}]"
+        f"; {models_lib.model_name(config.model)!r} gave {shape} for inputs [2, "
+        f"{data.feature_shape[0]}]. Use model='gpt' (memjax run --data ... --preset lm) or your "
+        "own causal language model.")
 
 
 def train_step(fns: ModelFns, optimizer: optax.GradientTransformation, loss_fn: Callable,
@@ -377,9 +398,12 @@ class Engine:
     self.steps_per_epoch = steps_per_epoch
     self.fns = model_fns(config, data) if fns is None else fns
     self.optimizer = make_optimizer(config, steps_per_epoch)
-    self.loss_fn = measures_lib.resolve_loss(config.loss, config.label_smoothing)
+    self.task = data.task
+    self.loss_fn = measures_lib.resolve_loss(config.loss, config.label_smoothing, data.task)
     self.measure_fns = measures_lib.resolve_measures(config.measures)
-    self.output_dtypes = records_lib.eval_dtypes(tuple(config.measures))
+    self.output_dtypes = records_lib.eval_dtypes(tuple(config.measures), data.task)
+    self.lira_fn = (measures_lib.sequence_lira_statistic if data.task == "language_model"
+                    else measures_lib.lira_statistic)
     self.queries = tuple(query_transforms(config)[:config.query_augmentations])
     self.sampling = config.batch_sampling
     self.batch_capacity = (privacy_lib.batch_capacity(config.batch_size, data.num_train)
@@ -397,11 +421,23 @@ class Engine:
         for split, x, y in (("train", data.x_train, data.y_train),
                             ("test", data.x_test, data.y_test))}
     self.num_examples = {"train": data.num_train, "test": data.num_test}
+    # Text canaries: every candidate secret of every canary, scored after the final epoch.
+    self.canary_shape = None
+    if data.canaries is not None and data.canaries.get("kind") == "secret":
+      from memjax import canaries as canaries_lib
+      x, y = canaries_lib.candidate_sequences(data)  # [K, S + 1, L]
+      self.canary_shape = tuple(x.shape[:2])
+      self.eval_sets["canaries"] = tuple(
+          jax.device_put(a, replicated)
+          for a in _pad_blocks(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]),
+                               self.eval_block))
+      self.num_examples["canaries"] = x.shape[0] * x.shape[1]
     self.init_chunk = jax.jit(jax.vmap(self._init_one), out_shardings=self.model_sharding)
     self.init_optimizer = jax.jit(jax.vmap(self.optimizer.init),
                                   out_shardings=self.model_sharding)
     self.train_epoch = jax.jit(self._train_epoch, donate_argnums=(0,))
     self.evaluate_block = jax.jit(self._evaluate, static_argnames=("with_queries",))
+    self.evaluate_candidates = jax.jit(self._evaluate_candidates)
     self._compiled_epoch = None
     self.compile_seconds = 0.0
 
@@ -505,45 +541,61 @@ class Engine:
 
   def outputs(self, logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
     """The per-example evaluation arrays of :mod:`memjax.records` for one model and block:
-    logits [E, C], y [E] -> {name: [E]} in the records' dtypes."""
-    log_prob = measures_lib.log_prob(logits, y)
-    fns = {"correct": measures_lib.correct, "prob": lambda *_: jnp.exp(log_prob),
-           "loss": self.loss_fn, **self.measure_fns}
-    if self.loss_fn is measures_lib.cross_entropy:  # the same log-softmax serves both
-      fns["loss"] = lambda *_: -log_prob
+    logits [E, C], y [E] -> {name: [E]} in the records' dtypes (language models: logits
+    [E, L, V], targets [E, L], one value per sequence)."""
+    if self.task == "language_model":
+      loglik = measures_lib.token_loglik(logits, y)
+      prefix = self.config.prefix_length
+      fns = {"correct": lambda lg, t: measures_lib.extracted(lg, t, prefix),
+             "prob": lambda *_: jnp.exp(loglik), "loss": self.loss_fn,
+             "token_accuracy": measures_lib.token_accuracy, "token_loglik": lambda *_: loglik,
+             **self.measure_fns}
+      if self.loss_fn is measures_lib.token_cross_entropy:
+        fns["loss"] = lambda *_: -loglik
+    else:
+      log_prob = measures_lib.log_prob(logits, y)
+      fns = {"correct": measures_lib.correct, "prob": lambda *_: jnp.exp(log_prob),
+             "loss": self.loss_fn, **self.measure_fns}
+      if self.loss_fn is measures_lib.cross_entropy:  # the same log-softmax serves both
+        fns["loss"] = lambda *_: -log_prob
     out = {}
     for name, dtype in self.output_dtypes.items():
       value = fns[name](logits, y)
-      if value.shape != y.shape:
+      if value.shape != y.shape[:1]:
         raise MemjaxError(f"The {'measure ' + repr(name) if name in self.measure_fns else name} "
                           f"function returned shape {value.shape} for a block of {y.shape[0]} "
                           "examples; a per-example function maps (logits [B, C], labels [B]) to "
-                          "[B].")
+                          "[B] (language models: (logits [B, L, V], targets [B, L]) to [B]).")
       out[name] = value.astype(dtype)
     return out
 
   def _evaluate(self, state: State, xs, ys, with_queries: bool):
-    """Per-model outputs on blocks xs [nb, E, ...], ys [nb, E] -> arrays [m, nb*E(, A)]."""
+    """Per-model outputs on blocks xs [nb, E, ...], ys [nb, E(, L)] -> arrays [m, nb*E(, A)]."""
 
-    def block(inputs):
-      x, y = inputs
+    def one_model(params, model_state, x, y):
+      logits, _ = self.fns.apply(params, model_state, x, False)
+      out = self.outputs(logits, y)
+      if with_queries:
+        stats = [self.lira_fn(logits, y)]
+        for transform in self.queries[1:]:
+          query_logits, _ = self.fns.apply(params, model_state, query(x, transform), False)
+          stats.append(self.lira_fn(query_logits, y))
+        out["lira"] = jnp.stack(stats, axis=-1)
+      return out
 
-      def one_model(params, model_state):
-        logits, _ = self.fns.apply(params, model_state, x, False)
-        out = self.outputs(logits, y)
-        if with_queries:
-          stats = [measures_lib.lira_statistic(logits, y)]
-          for transform in self.queries[1:]:
-            query_logits, _ = self.fns.apply(params, model_state, query(x, transform), False)
-            stats.append(measures_lib.lira_statistic(query_logits, y))
-          out["lira"] = jnp.stack(stats, axis=-1)
-        return out
+    return _map_blocks(one_model, state, xs, ys)
 
-      return jax.vmap(one_model)(state["params"], state["model_state"])
+  def _evaluate_candidates(self, state: State, xs, ys):
+    """Text canaries' candidates, blocks xs, ys [nb, E, L] -> {"loglik": [m, nb*E] mean
+    log-likelihood of the scored (secret) tokens, "extracted": [m, nb*E] bool all of them
+    predicted by greedy decoding}."""
 
-    out = jax.lax.map(block, (xs, ys))  # each [nb, m, E, ...]
-    return {k: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], -1, *v.shape[3:])
-            for k, v in out.items()}
+    def one_model(params, model_state, x, y):
+      logits, _ = self.fns.apply(params, model_state, x, False)
+      return {"loglik": measures_lib.token_loglik(logits, y),
+              "extracted": measures_lib.extracted(logits, y, prefix=0)}
+
+    return _map_blocks(one_model, state, xs, ys)
 
   # ---- host-side helpers ---------------------------------------------------------------------
   def compiled_train_epoch(self, state: State, model_ids, keep):
@@ -568,6 +620,19 @@ class Engine:
     out = self.evaluate_block(state, xs, ys, with_queries=with_queries)
     n = self.num_examples[split]
     return {k: to_host(v)[:, :n] for k, v in out.items()}
+
+  def evaluate_canaries(self, state: State) -> dict[str, np.ndarray]:
+    """The text canaries' records of a chunk: {"canary_loglik": [m, K, S + 1] mean
+    log-likelihood per secret token of every candidate (column 0: the canary's own secret),
+    "canary_extracted": [m, K] bool}; see :mod:`memjax.records`."""
+    if self.canary_shape is None:
+      raise MemjaxError("This run has no text canaries to evaluate.")
+    xs, ys = self.eval_sets["canaries"]
+    out = self.evaluate_candidates(state, xs, ys)
+    n, (k, s) = self.num_examples["canaries"], self.canary_shape
+    loglik = to_host(out["loglik"])[:, :n].reshape(-1, k, s)
+    extracted = to_host(out["extracted"])[:, :n].reshape(-1, k, s)[:, :, 0]
+    return {"canary_loglik": loglik, "canary_extracted": extracted}
 
 
 class Chunk:
@@ -631,6 +696,10 @@ class Chunk:
     return {k: v[:self.real] for k, v in self.engine.evaluate(self.state, split,
                                                               with_queries).items()}
 
+  def evaluate_canaries(self) -> dict[str, np.ndarray]:
+    """The text canaries' records of the real models (:meth:`Engine.evaluate_canaries`)."""
+    return {k: v[:self.real] for k, v in self.engine.evaluate_canaries(self.state).items()}
+
 
 def _check_private(config: TrainConfig, fns: ModelFns) -> None:
   """Refuses DP-SGD settings the engine cannot run with a guarantee."""
@@ -651,6 +720,19 @@ def _check_private(config: TrainConfig, fns: ModelFns) -> None:
                       "your own.")
 
 
+def _map_blocks(one_model: Callable, state: State, xs, ys) -> dict[str, jax.Array]:
+  """``one_model(params, model_state, x [E, ...], y [E, ...]) -> {name: [E, ...]}`` vmapped over
+  a chunk's models and ``lax.map``-ped over blocks xs [nb, E, ...] -> {name: [m, nb*E, ...]}."""
+
+  def block(inputs):
+    x, y = inputs
+    return jax.vmap(lambda p, s: one_model(p, s, x, y))(state["params"], state["model_state"])
+
+  out = jax.lax.map(block, (xs, ys))  # each [nb, m, E, ...]
+  return {k: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], -1, *v.shape[3:])
+          for k, v in out.items()}
+
+
 def to_host(array: jax.Array) -> np.ndarray:
   """The whole (possibly multi-host sharded) array as numpy on every process."""
   if jax.process_count() > 1 and not array.is_fully_addressable:
@@ -665,15 +747,15 @@ def steps_per_epoch(keep: np.ndarray, batch_size: int) -> int:
 
 
 def _pad_blocks(x: np.ndarray, y: np.ndarray, block: int):
-  """[n, ...], [n] -> [nb, b, ...], [nb, b]: the fewest blocks of at most ``block`` examples,
-  of equal size b (zero padding at the end, less than nb examples of it)."""
+  """[n, ...], [n, ...] -> [nb, b, ...], [nb, b, ...]: the fewest blocks of at most ``block``
+  examples, of equal size b (zero padding at the end, less than nb examples of it)."""
   n = x.shape[0]
   blocks = math.ceil(n / block)
   block = math.ceil(n / blocks)
   pad = blocks * block - n
   x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-  y = np.concatenate([y, np.zeros((pad,), y.dtype)]) if pad else y
-  return x.reshape(blocks, block, *x.shape[1:]), y.reshape(blocks, block)
+  y = np.concatenate([y, np.zeros((pad, *y.shape[1:]), y.dtype)]) if pad else y
+  return x.reshape(blocks, block, *x.shape[1:]), y.reshape(blocks, block, *y.shape[1:])
 
 
 def activation_bytes(fns: ModelFns, data: Dataset, batch: int, train: bool) -> int:
@@ -683,12 +765,13 @@ def activation_bytes(fns: ModelFns, data: Dataset, batch: int, train: bool) -> i
   or compiling anything.
   """
   params, batch_stats = jax.eval_shape(fns.init, jax.random.key(0))
-  x = jax.ShapeDtypeStruct((batch, *data.feature_shape), jnp.float32)
-  y = jax.ShapeDtypeStruct((batch,), jnp.int32)
+  x = jax.ShapeDtypeStruct((batch, *data.feature_shape), data.x_train.dtype)
+  y = jax.ShapeDtypeStruct((batch, *data.y_train.shape[1:]), jnp.int32)
+  loss_fn = measures_lib.resolve_loss("cross_entropy", task=data.task)
 
   def loss(p, bs, x, y):
     logits, _ = fns.apply(p, bs, x, train)
-    return measures_lib.cross_entropy(logits, y).mean()
+    return loss_fn(logits, y).mean()
 
   f = jax.grad(loss) if train else loss
   jaxpr = jax.make_jaxpr(f)(params, batch_stats, x, y)

@@ -147,6 +147,82 @@ def lira_statistic(logits, labels) -> jax.Array:
   return (l_y - l_other).astype(jnp.float32)
 
 
+# ---- sequences: language models ------------------------------------------------------------
+# A language model maps token inputs [B, L] to logits [B, L, V]; its targets [B, L] hold the next
+# token at every position and -1 where nothing is scored (past the end of a sequence, or a given
+# prefix). Each function below reduces its token-level quantity over the scored positions of
+# each sequence: (logits [B, L, V], targets [B, L]) -> [B].
+
+
+def _scored(targets) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(targets with -1 replaced by 0 [B, L], the scored mask [B, L], scored count >= 1 [B])."""
+  targets = jnp.asarray(targets)
+  mask = targets >= 0
+  return jnp.where(mask, targets, 0), mask, jnp.maximum(mask.sum(-1), 1)
+
+
+def _sequence_mean(token_values: Callable) -> PerExample:
+  """The mean over each sequence's scored positions of ``token_values(logits, targets) -> [B,
+  L]`` (0 for a sequence with no scored position)."""
+
+  def per_sequence(logits, targets):
+    safe, mask, count = _scored(targets)
+    values = token_values(jnp.asarray(logits), safe).astype(jnp.float32)
+    return jnp.where(mask, values, 0.0).sum(-1) / count
+
+  per_sequence.__doc__ = (f"[B] mean over the scored tokens of "
+                          f"{getattr(token_values, '__name__', 'the token values')}.")
+  return per_sequence
+
+
+token_cross_entropy = _sequence_mean(cross_entropy)
+token_cross_entropy.__name__ = "token_cross_entropy"
+token_cross_entropy.__doc__ = """[B] mean next-token cross-entropy (nats) over the scored
+positions of each sequence: the language models' training loss. logits [B, L, V], targets
+[B, L] (-1: not scored)."""
+
+token_loglik = _sequence_mean(log_prob)
+token_loglik.__name__ = "token_loglik"
+token_loglik.__doc__ = """[B] mean log-likelihood (nats per token) of each sequence's scored
+tokens, ``-token_cross_entropy``; ``exp`` of it is the geometric-mean token probability."""
+
+token_accuracy = _sequence_mean(lambda logits, targets: correct(logits, targets))
+token_accuracy.__name__ = "token_accuracy"
+token_accuracy.__doc__ = """[B] fraction of each sequence's scored tokens that the model
+predicts (argmax of the next-token distribution given the true previous tokens): the measure of
+Zhang et al.'s counterfactual memorization."""
+
+sequence_lira_statistic = _sequence_mean(lira_statistic)
+sequence_lira_statistic.__name__ = "sequence_lira_statistic"
+sequence_lira_statistic.__doc__ = """[B] the LiRA statistic of a sequence: the mean over its
+scored tokens of the token's :func:`lira_statistic` (the logit of its probability), which is
+close to Gaussian across models (a mean of many terms), as LiRA's fit assumes."""
+
+
+def extracted(logits, targets, prefix: int | None = None) -> jax.Array:
+  """[B] bool: greedy decoding from the sequence's first ``prefix`` tokens reproduces the rest.
+
+  With teacher forcing the argmax at every suffix position equals the true next token exactly
+  when greedy decoding from the prefix generates the true suffix, so one forward pass decides
+  it (Carlini et al. 2021's extraction; "k-extractable" with k = prefix).
+
+  Args:
+    logits: [B, L, V]. targets: [B, L], -1 where not scored; a sequence's n tokens are its
+      scored positions 0..n-1.
+    prefix: tokens given as the prompt; None: half of each sequence (n // 2). At least one
+      token is always left to generate.
+
+  Returns:
+    [B] bool; False for a sequence with no tokens.
+  """
+  safe, mask, _ = _scored(targets)
+  length = mask.sum(-1)  # [B]
+  given = length // 2 if prefix is None else jnp.minimum(prefix, length - 1)
+  suffix = mask & (jnp.arange(mask.shape[-1]) >= given[..., None])
+  right = correct(jnp.asarray(logits), safe) | ~suffix
+  return right.all(-1) & (length > 0)
+
+
 LOSSES: dict[str, PerExample] = {"cross_entropy": cross_entropy}
 MEASURES: dict[str, PerExample] = {"log_prob": log_prob, "margin": margin, "entropy": entropy}
 _PER_EXAMPLE = "a callable (logits [B, C], labels [B]) -> [B]"
@@ -154,12 +230,19 @@ _PER_EXAMPLE = "a callable (logits [B, C], labels [B]) -> [B]"
 RESERVED = ("correct", "prob", "loss", "lira")
 
 
-def resolve_loss(loss: Any, label_smoothing: float = 0.0) -> PerExample:
+def resolve_loss(loss: Any, label_smoothing: float = 0.0,
+                 task: str = "classification") -> PerExample:
   """The per-example training loss for ``TrainConfig.loss`` (a name, import path or callable).
 
-  ``label_smoothing`` applies to the built-in ``"cross_entropy"`` only.
+  ``label_smoothing`` applies to the built-in ``"cross_entropy"`` only. For a language model
+  (``task="language_model"``) the built-in ``"cross_entropy"`` is the mean next-token
+  cross-entropy of each sequence (:func:`token_cross_entropy`), and your own loss maps
+  ``(logits [B, L, V], targets [B, L]) -> [B]`` (targets -1 where not scored).
   """
   if isinstance(loss, str) and loss in LOSSES:
+    if task == "language_model":
+      return (_sequence_mean(label_smoothed_cross_entropy(label_smoothing)) if label_smoothing
+              else token_cross_entropy)
     if label_smoothing:
       return label_smoothed_cross_entropy(label_smoothing)
     return LOSSES[loss]

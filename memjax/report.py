@@ -44,6 +44,7 @@ import numpy as np
 
 from memjax import auditing, canaries, correlation, estimators, plotting
 from memjax import scores as scores_lib
+from memjax import records as records_lib
 from memjax.errors import MemjaxError
 from memjax.formatting import markdown_table  # noqa: F401 (kept as report.markdown_table)
 from memjax.plotting import figure_png  # noqa: F401 (kept as report.figure_png)
@@ -107,7 +108,7 @@ def load_inputs(run_dir: str, data: Any = None) -> ReportInputs:
   dataset = _load_data(info, records, data, notes)
   attacks, roc_png = _load_attacks(run_dir, notes)
   return ReportInputs(directory=run_dir, info=info, records=records,
-                      scores=scores_lib.table(records),
+                      scores=scores_lib.table(records, dataset),
                       extra_columns=_extra_columns(run_dir, records.num_examples),
                       data=dataset, attacks=attacks, roc_png=roc_png, notes=notes)
 
@@ -144,7 +145,7 @@ def _load_data(info: dict, records, data: Any, notes: list[str]):
                  "shows no example images. Pass the data with `--data SPEC`.")
     return None
   if dataset.num_train != records.num_examples or not np.array_equal(
-      np.asarray(dataset.y_train), np.asarray(records.train_labels)):
+      records_lib.example_labels(dataset.y_train), np.asarray(records.train_labels)):
     notes.append(f"The data {_spec_name(spec)} does not match the run ({dataset.num_train} "
                  f"examples vs {records.num_examples} trained on, or different labels); the "
                  "report shows no example images.")
@@ -216,16 +217,26 @@ def epoch_table(records, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
   (train - test accuracy); ``mean_memorization`` and ``memorized`` (examples with memorization
   >= threshold) from the correctness after that epoch.
   """
-  hist = estimators.memorization_history(records.train_correct, records.keep)  # [T, N]
+  if getattr(records, "task", "") == "language_model":  # token accuracy
+    values = np.asarray(records.train_token_accuracy, np.float64)
+    keep = np.asarray(records.keep)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      train = ((values * keep).sum(-1) / keep.sum(-1)).mean(-1)
+      heldout = ((values * ~keep).sum(-1) / (~keep).sum(-1)).mean(-1)
+    test = np.asarray(records.test_token_accuracy, np.float64).mean((-2, -1))
+  else:
+    values = records.train_correct
+    train = records.train_accuracy().mean(-1)
+    heldout = records.heldout_accuracy().mean(-1)
+    test = records.test_accuracy().mean(-1)
+  hist = estimators.memorization_history(values, records.keep)  # [T, N]
   finite = np.isfinite(hist).any(-1)
   with np.errstate(invalid="ignore", divide="ignore"):
     mean_mem = np.where(finite, np.nansum(hist, -1) / np.isfinite(hist).sum(-1), math.nan)
-  train = records.train_accuracy().mean(-1)
-  test = records.test_accuracy().mean(-1)
   return {
       "epoch": np.asarray(records.eval_epochs, np.int64),
       "train_accuracy": train,
-      "heldout_accuracy": records.heldout_accuracy().mean(-1),
+      "heldout_accuracy": heldout,
       "test_accuracy": test,
       "gap": train - test,
       "mean_memorization": mean_mem,
@@ -300,13 +311,15 @@ def score_rows(scores: dict[str, np.ndarray], index: Sequence[int],
 # ----------------------------------------------------------------------------------------------
 
 
-def figure_histogram(memorization: np.ndarray, threshold: float = THRESHOLD, title: str = ""):
+def figure_histogram(memorization: np.ndarray, threshold: float = THRESHOLD, title: str = "",
+                     xlabel: str = "memorization score  P(correct | IN) - P(correct | OUT)"):
   """Histogram of memorization scores, bars at or above ``threshold`` highlighted.
 
   Args:
     memorization: [N] scores (NaN ignored).
     threshold: the "memorized" threshold, drawn as a dashed line.
     title: optional title.
+    xlabel: the x axis' label (what the score measures).
   """
   mem = np.asarray(memorization, np.float64)
   mem = mem[np.isfinite(mem)]
@@ -324,7 +337,7 @@ def figure_histogram(memorization: np.ndarray, threshold: float = THRESHOLD, tit
              f"({100 * n_mem / max(mem.size, 1):.1f}%)")
   if counts.size and counts.max() > 0:
     ax.set_yscale("symlog", linthresh=10)
-  ax.set_xlabel("memorization score  P(correct | IN) - P(correct | OUT)")
+  ax.set_xlabel(xlabel)
   ax.set_ylabel("training examples")
   ax.set_title(title or "Memorization scores")
   ax.legend(loc="upper right", fontsize=8)
@@ -548,17 +561,27 @@ def _header(inp: ReportInputs) -> str:
   mem = scores["memorization"]
   finite = np.isfinite(mem)
   n_mem = estimators.count_memorized(mem, THRESHOLD)
-  train = records.train_accuracy()[-1]
-  heldout = records.heldout_accuracy()[-1]
-  test = records.test_accuracy()[-1]
+  lm = getattr(records, "task", "") == "language_model"
+  if lm:  # token accuracies of each model
+    accuracy = np.asarray(records.train_token_accuracy[-1], np.float64)
+    keep = np.asarray(records.keep)
+    train = (accuracy * keep).sum(-1) / keep.sum(-1)
+    heldout = (accuracy * ~keep).sum(-1) / np.maximum((~keep).sum(-1), 1)
+    test = np.asarray(records.test_token_accuracy[-1], np.float64).mean(-1)
+  else:
+    train = records.train_accuracy()[-1]
+    heldout = records.heldout_accuracy()[-1]
+    test = records.test_accuracy()[-1]
+  what = "token accuracy" if lm else "accuracy"
   params = info.get("num_params")
   cards = [
       (f"{records.num_models:,}", "models trained"),
-      (f"{records.num_examples:,} / {len(records.test_labels):,}", "train / test examples"),
+      (f"{records.num_examples:,} / {len(records.test_labels):,}",
+       "train / test sequences" if lm else "train / test examples"),
       (f"{cfg['model']}", f"{params:,} parameters" if isinstance(params, int) else "model"),
-      (f"{train.mean():.3f}", "train accuracy (own subset)"),
-      (f"{heldout.mean():.3f}", "held-out train accuracy"),
-      (f"{test.mean():.3f} ± {test.std():.3f}", "test accuracy"),
+      (f"{train.mean():.3f}", f"train {what} (own subset)"),
+      (f"{heldout.mean():.3f}", f"held-out train {what}"),
+      (f"{test.mean():.3f} ± {test.std():.3f}", f"test {what}"),
       (f"{n_mem:,} ({100 * n_mem / max(finite.sum(), 1):.1f}%)",
        f"memorized (score ≥ {THRESHOLD:g})"),
       (f"{np.nanmean(scores['memorization_se']):.3f}", "mean s.e. of memorization"),
@@ -566,7 +589,7 @@ def _header(inp: ReportInputs) -> str:
   ]
   body = '<div class="cards">' + "".join(
       f'<div class="card"><b>{_esc(v)}</b><span>{_esc(k)}</span></div>' for v, k in cards) + "</div>"
-  if train.mean() < 0.95:
+  if train.mean() < 0.95 and not lm:
     body += (f'<div class="warn">The models under-fit their subsets (mean train accuracy '
              f'{train.mean():.3f} &lt; 0.95). Memorization estimates assume models fit their '
              "training data: train longer, raise the learning rate, or use a larger model.</div>")
@@ -620,6 +643,16 @@ def _config_section(inp: ReportInputs) -> str:
 
 def _histogram_section(inp: ReportInputs) -> str:
   mem = inp.scores["memorization"]
+  if getattr(inp.records, "task", "") == "language_model":
+    fig = figure_histogram(mem, xlabel="counterfactual memorization  token accuracy IN - OUT",
+                           title="Counterfactual memorization of the training sequences")
+    body = _fig_img(fig, "histogram of counterfactual memorization")
+    body += ('<p class="muted">Counterfactual memorization of sequence i (Zhang et al. 2021) is '
+             "the mean token accuracy on i of the models that trained on it minus that of the "
+             "models that did not; token accuracy is the fraction of the sequence's tokens "
+             f"predicted from the tokens before them. Sequences at or above {THRESHOLD:g} "
+             "(orange) are highlighted.</p>")
+    return _section("histogram", "Counterfactual memorization", body)
   body = _fig_img(figure_histogram(mem), "histogram of memorization scores")
   body += ('<p class="muted">Memorization of example i is the accuracy on i of the models that '
            "trained on it minus that of the models that did not (Feldman &amp; Zhang 2020); "
@@ -641,6 +674,8 @@ def _examples_section(inp: ReportInputs, top: int, rank: str = "score") -> str:
         "ranked by the lower bound of the interval (the most surely memorized)")
   data = inp.data
   class_names = None if data is None else data.class_names
+  if getattr(inp.records, "task", "") == "language_model":
+    return _sequences_section(inp, most, least, held_name, by)
   if data is not None and data.is_image:
     raw = data.raw_train if data.raw_train is not None else data.x_train
     body = ""
@@ -671,10 +706,56 @@ def _examples_section(inp: ReportInputs, top: int, rank: str = "score") -> str:
   return _section("examples", "Most and least memorized examples", body)
 
 
+def _sequences_section(inp: ReportInputs, most, least, held_name: str, by: str) -> str:
+  """The most and least memorized training sequences of a language model's run, as text."""
+  scores = inp.scores
+  texts = scores.get("text")
+  body = ("" if texts is not None else '<p class="muted">The training data could not be '
+          "reloaded (see the notes above), so the sequences are listed without their text.</p>")
+  for idx, title in ((most, "Most memorized"), (least, "Least memorized")):
+    rows = [(int(i), _interval(scores, i, 3), _fmt(float(scores["in_accuracy"][i]), 3),
+             _fmt(float(scores["out_accuracy"][i]), 3),
+             f"{scores['extraction_in'][i]:.0%} / {scores['extraction_out'][i]:.0%}",
+             "" if texts is None else str(texts[i])) for i in idx]
+    body += f"<h3>{_esc(title)}</h3>" + _table(
+        ("index", "memorization [95% interval]", "IN token acc.", f"OUT token acc. "
+         f"({held_name})", "extracted IN / OUT", "text"), rows,
+        (True, True, True, True, True, False))
+  body += ('<p class="muted">Memorization: counterfactual memorization on token accuracy. '
+           "Extracted: the fraction of IN / OUT models whose greedy decoding from the sequence's "
+           f"prefix reproduces the rest. Most memorized: {_esc(by)}.</p>")
+  return _section("examples", "Most and least memorized sequences", body) + _canaries_section(inp)
+
+
+def _canaries_section(inp: ReportInputs) -> str:
+  """Exposure and extraction of a language model's text canaries, by repetitions."""
+  records, data = inp.records, inp.data
+  if not records.has_canaries or data is None or data.canaries is None:
+    return ""
+  from memjax import exposure
+  columns = exposure.canary_table(records.canary_loglik[-1], records.canary_extracted[-1],
+                                  records.keep, data.canaries)
+  rows = [(int(columns["canary"][k]), str(columns["prefix"][k]) + str(columns["secret"][k]),
+           int(columns["repeats"][k]), f"{columns['exposure_in'][k]:.2f}",
+           f"{columns['exposure_out'][k]:.2f}", f"{columns['extraction_in'][k]:.0%}",
+           f"{columns['extraction_out'][k]:.0%}") for k in range(len(columns["canary"]))]
+  record = data.canaries
+  body = (f'<p class="muted">{len(rows)} secrets of {record["digits"]} digits inserted with the '
+          "given repetitions, each IN for the models that trained on it (all its copies "
+          f"together). Exposure (Carlini et al. 2019) by {_esc(str(columns['method'][0]))} over "
+          f"{record['space_size']:,} candidate secrets (at most "
+          f"{np.log2(record['space_size']):.1f} bits by exact ranking), mean over IN and over "
+          "OUT models; extraction: greedy decoding from the prefix gives the secret.</p>")
+  body += _table(("canary", "text", "repeats", "exposure IN", "exposure OUT", "extracted IN",
+                  "extracted OUT"), rows, (True, False, True, True, True, True, True))
+  return _section("canaries", "Canaries: exposure and extraction", body)
+
+
 def _scatter_section(inp: ReportInputs) -> str:
   s = inp.scores
   held, name = held_out_column(s)
-  fig = figure_scatter(s[held], s["memorization"], np.asarray(s["label"]), xlabel=name)
+  labels = np.asarray(s["label"]) if "label" in s else None
+  fig = figure_scatter(s[held], s["memorization"], labels, xlabel=name)
   body = _fig_img(fig, f"{name} against memorization")
   if held == "cscore":
     body += ('<p class="muted">C-score: the accuracy on an example of the models that did not '

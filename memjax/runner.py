@@ -88,7 +88,7 @@ class Run:
   def scores(self) -> dict[str, np.ndarray]:
     """Per-example score table (columns of ``scores.csv``), see :func:`memjax.scores.table`."""
     from memjax import scores
-    return scores.table(self.records)
+    return scores.table(self.records, self.data)
 
   def summary(self, top: int = 10, rank: str = "score") -> str:
     """A short text summary: accuracies, memorized count, most memorized examples (ranked by
@@ -175,8 +175,18 @@ def train(data: Any = "digits", model: Any = None, models: int | None = None,
   else:
     design = design_lib.make(config.design, config.num_models, dataset.num_train,
                              config.ratios, config.seed)
+  design = _tie_canary_copies(design, dataset)
   info = _new_info(config, dataset, data_spec, design)
   return _execute(config, dataset, design, info, directory, progress=progress, mesh=mesh)
+
+
+def _tie_canary_copies(design: design_lib.Design, dataset: Dataset) -> design_lib.Design:
+  """The design with every copy of a repeated text canary IN or OUT together (the first copy
+  decides): a secret repeated r times is one secret seen r times, not r independent examples."""
+  record = dataset.canaries
+  if record is None or record.get("kind") != "secret":
+    return design
+  return dataclasses.replace(design, keep=canaries_lib.tie_copies(design.keep, record))
 
 
 def load_recorded_data(info: dict[str, Any]) -> Dataset:
@@ -244,7 +254,7 @@ def _resume(directory: str, dataset: Dataset, changes: dict, *, progress: bool, 
                       "would shrink it. Ask for at least as many.")
   if config.num_models > design.num_models:
     info["grown_from"] = info.get("grown_from", []) + [design.num_models]
-    design = design_lib.extend(design, config.num_models)
+    design = _tie_canary_copies(design_lib.extend(design, config.num_models), dataset)
   info["design"] = design.describe()
   return _execute(config, dataset, design, info, directory, progress=progress, mesh=mesh,
                   old_records=records)
@@ -291,7 +301,8 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
     records = Records.allocate(keep=keep, groups=design.groups, eval_epochs=eval_epochs,
                                train_labels=dataset.y_train, test_labels=dataset.y_test,
                                num_queries=config.query_augmentations,
-                               measures=tuple(config.measures), directory=records_dir)
+                               measures=tuple(config.measures), directory=records_dir,
+                               task=dataset.task, canary_shape=engine.canary_shape)
   if records_dir is not None:
     _write_json(os.path.join(directory, "run.json"), info)
 
@@ -327,7 +338,13 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   if records_dir is not None:
     _write_json(os.path.join(directory, "run.json"), info)
     from memjax import scores
-    scores.write_csv(os.path.join(directory, "scores.csv"), scores.table(records))
+    scores.write_csv(os.path.join(directory, "scores.csv"), scores.table(records, dataset))
+    if records.has_canaries:
+      from memjax import exposure
+      scores.write_csv(os.path.join(directory, "canaries.csv"),
+                       exposure.canary_table(records.canary_loglik[-1],
+                                             records.canary_extracted[-1], records.keep,
+                                             dataset.canaries))
   return Run(config=config, data=dataset, design=design, records=records, info=info,
              directory=directory)
 
@@ -370,6 +387,9 @@ def _train_chunk(engine, records, keep, lo, hi, eval_epochs, checkpoints, bar, t
           getattr(records, f"{split}_{name}")[t, lo:hi] = out[name]
         if final:
           getattr(records, f"{split}_lira")[lo:hi] = out["lira"]
+      if engine.canary_shape is not None:
+        for name, values in chunk.evaluate_canaries().items():
+          getattr(records, name)[t, lo:hi] = values
       timings["eval_s"] += time.perf_counter() - t0
     if checkpoints is not None and checkpoints.due(epoch + 1):
       records.flush()  # evaluations up to this epoch are on disk before the checkpoint
@@ -499,8 +519,9 @@ def _grow_records(directory, old: Records, design, eval_epochs) -> None:
                            train_labels=np.asarray(old.train_labels),
                            test_labels=np.asarray(old.test_labels),
                            num_queries=old.num_queries, measures=old.measures,
-                           directory=new_dir)
-  for name, (axes, _, _) in records_lib.schema(old.measures).items():
+                           directory=new_dir, task=old.task, canary_shape=old.canary_shape)
+  for name, (axes, _, _) in records_lib.schema(old.measures, old.task,
+                                               old.has_canaries).items():
     if "model" in axes and name not in ("keep", "groups"):
       index = (slice(None),) * axes.index("model") + (slice(0, m_old),)
       getattr(grown, name)[index] = getattr(old, name)

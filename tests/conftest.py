@@ -42,6 +42,17 @@ def tiny_images(n_train=64, n_test=32, shape=(8, 8, 3), classes=4, seed=0):
   return memjax.from_arrays(x_train, y_train, x_test, y_test, name="tiny")
 
 
+def cat_sentences(n_train=120, n_test=30, seed=0):
+  """A tiny text dataset: sentences cut from a repeated phrase, predictable without training on
+  them (so a sequence's counterfactual memorization is low unless it is unusual)."""
+  from memjax import text
+  rng = np.random.default_rng(seed)
+  phrase = "the cat sat on the mat. " * 3
+  sentences = [phrase[k:k + int(rng.integers(12, 20))]
+               for k in rng.integers(0, 24, n_train + n_test)]
+  return text.from_texts(sentences[:n_train], sentences[n_train:], name="cat")
+
+
 @pytest.fixture(scope="session")
 def small_studies(small_digits):
   """The studies at scale "small" on 300 digits (~50 s on 2 cores; the ensembles shared
@@ -74,6 +85,9 @@ def small_studies(small_digits):
       # Two levels (no DP, epsilon 2) on the data with 20 canaries.
       "privacy": studies.study("privacy").run(settings, epsilons=(float("inf"), 2.0),
                                               canaries=20),
+      # On text, with a cache of its own: two GPT sizes with canaries at 1, 4, 16 repetitions.
+      "lm_memorization": studies.study("lm_memorization").run(
+          studies.StudySettings(cat_sentences(), scale="small", cache=studies.RunCache())),
   }
   out["logs"] = logs
   out["mitigations"] = mitigations

@@ -25,6 +25,9 @@ study                             question (paper section)
                                   attacks: precision@k and AUROC
 :func:`privacy`                   DP-SGD at epsilon inf, 8, 4, 1: test accuracy, memorized
                                   count, LiRA TPR, audited epsilon beside the theoretical one
+:func:`lm_memorization`           language models (on text, ``pydoc`` by default): counterfactual
+                                  memorization, canary exposure and extraction vs repetitions,
+                                  model size and epochs, and LiRA vulnerability
 ================================  ===============================================================
 
 :func:`check_claims` compares the headline figures of the first five (and of the last three)
@@ -73,6 +76,8 @@ from memjax.studies.epochs import STUDY as _EPOCHS
 from memjax.studies.epochs import detect_stages, epochs  # noqa: F401
 from memjax.studies.gap import STUDY as _GAP
 from memjax.studies.gap import gap  # noqa: F401
+from memjax.studies.lm_memorization import STUDY as _LM_MEMORIZATION
+from memjax.studies.lm_memorization import lm_memorization  # noqa: F401
 from memjax.studies.model_size import STUDY as _MODEL_SIZE
 from memjax.studies.mitigation import MITIGATIONS, Mitigation, mitigation  # noqa: F401
 from memjax.studies.mitigation import STUDY as _MITIGATION
@@ -97,7 +102,7 @@ from memjax.studies.transient import transient  # noqa: F401
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (
     _MODEL_SIZE, _EPOCHS, _TRANSIENT, _GAP, _NATURAL_VS_ARTIFICIAL, _CSCORE, _MITIGATION,
-    _ONION, _NOISY_LABELS, _PRIVACY)}
+    _ONION, _NOISY_LABELS, _PRIVACY, _LM_MEMORIZATION)}
 STUDIES = tuple(REGISTRY)
 FUNCTIONS = {name: s.function for name, s in REGISTRY.items()}  # name -> memjax.studies.NAME
 
@@ -110,17 +115,19 @@ def study(name: str) -> Study:
   return REGISTRY[name]
 
 
-def run_study(name: str, data: Any = "digits", *, out: str | None = None,
+def run_study(name: str, data: Any = None, *, out: str | None = None,
               **kwargs) -> StudyResult:
   """Runs the study ``name`` (a key of :data:`REGISTRY`) and saves it to ``out`` if given.
 
   Args:
     name: the study.
-    data: dataset spec or Dataset.
+    data: dataset spec or Dataset (None: the study's default, ``"digits"`` or for the language
+      models' study ``"pydoc"``).
     out: directory for :meth:`StudyResult.save`; None saves nothing.
     **kwargs: the study's options and :class:`StudySettings` fields.
   """
-  result = study(name).function(data, **kwargs)
+  entry = study(name)
+  result = entry.function(entry.default_data if data is None else data, **kwargs)
   if out is not None:
     result.save(out)
   return result

@@ -46,6 +46,9 @@ class Study:
     run: ``run(settings, **options) -> StudyResult``, the same from a
       :class:`~memjax.studies.StudySettings`.
     plot: ``plot(result, path)`` draws the result's figure into a PNG file.
+    default_data: the dataset it runs on when none is given (``memjax study NAME``).
+    task: the data it needs: "classification" (images or vectors) or "language_model" (text);
+      ``memjax study all`` runs the studies of the data's task.
   """
 
   name: str
@@ -53,6 +56,8 @@ class Study:
   function: Callable[..., StudyResult]
   run: Callable[..., StudyResult]
   plot: Callable[[StudyResult, str], None]
+  default_data: str = "digits"
+  task: str = "classification"
 
 
 @dataclasses.dataclass

@@ -121,7 +121,8 @@ def test_study_save_writes_files(small_studies, name, tmp_path):
   paths = res.save(str(tmp_path / name))
   saved = ["headline.json", "plot.png", "study.json", "table.csv", "table.md"]
   assert sorted(os.listdir(tmp_path / name)) == sorted(
-      saved + (["arrays.npz"] if name in ("transient", "cscore", "onion") else []))
+      saved + (["arrays.npz"] if name in ("transient", "cscore", "onion", "lm_memorization")
+               else []))
   assert_csv_round_trips(res, paths["csv"])
   with open(paths["json"]) as f:
     assert json.load(f) == json.loads(json.dumps(formatting.jsonable(res.headline)))
