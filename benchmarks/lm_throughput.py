@@ -21,10 +21,10 @@ Columns:
   (4) PyTorch loop: ``nn.TransformerEncoderLayer`` decoder with a causal mask, pre-norm,
       tanh-GELU, ``torch.optim.Adam``, eager, 2 threads (``_baselines_torch``).
 
-Chunk size (``--chunk``, default "auto"): the runner's policy (``memjax.runner._chunk_size``: the
-memory budget over the estimated bytes per model, and on CPU at most ``CPU_CHUNK_BYTES`` per
-device), with the activations of the language-model step (targets [B, L]). On CPU the nano GPT's
-step is ~290 MB by that estimate, so the policy trains one model per chunk; measured on 2 cores
+Chunk size (``--chunk``, default "auto"): what ``memjax.train`` picks (``memjax.runner.
+_chunk_size``: the memory budget over the estimated bytes per model, and on CPU at most
+``CPU_CHUNK_BYTES`` per device). On CPU the nano GPT's training step is ~290 MB by that
+estimate, so the policy trains one model per chunk; measured on 2 cores
 (M = 16, synthetic data, best of 2), chunks of 1, 4 and 16 models trained 174k, 134k and 116k
 tokens/s: vmapping GPTs does not pay on a CPU, where one model's [B L, width] matmuls already
 fill the cores.
@@ -37,31 +37,29 @@ line gives the fraction of them that are scored. Baseline cells get a time cap
 extrapolates per model-epoch and is marked ``*``. Each column also reports the mean test token
 accuracy of its fully trained models, proof that it really trained.
 
-Data (``--data``): "auto" (default) is the embedded ``pydoc`` corpus when this memjax has
-``memjax.load("pydoc")``, else "synthetic": N = 2,000 training and 256 test sequences of
-L = 64 tokens from V = 64 (BOS 0 and 63 symbols), lengths uniform in [L/2, L], drawn from a
-random sparse Markov chain (learnable, so accuracies show training). Any ``memjax.load`` spec
-of a language-model dataset (``text:PATH``) works too.
+Data (``--data``): "pydoc" (default), the embedded corpus of 2,000 documentation sentences
+(1,800 for training, L = 64, V = 73); "synthetic": N = 2,000 training and 256 test sequences of
+L = 64 characters from 63 symbols (V = 64 with BOS), lengths uniform in [L/2, L], drawn from a
+random sparse Markov chain (learnable, so accuracies show training) and tokenized by
+``memjax.text.from_texts``; or any ``memjax.load`` spec of a language-model dataset
+(``text:PATH``).
 
-The memjax column passes its own per-sequence loss (``TrainConfig.loss``, the same maths as
-the baselines': ``_baselines_flax.sequence_cross_entropy``), so it runs on engines without
-built-in language-model support; on such an engine (its evaluation blocks expect labels [N])
-the Engine is built with a shape-agnostic ``_pad_blocks`` and the output says so. Training
-never touches those blocks.
+The memjax column trains with the engine's built-in language-model loss (the default
+``TrainConfig.loss``: ``memjax.measures.token_cross_entropy``), the same maths as the
+baselines' own (``_baselines_flax.sequence_cross_entropy``).
 
   python benchmarks/lm_throughput.py --quick          # smoke run, seconds
-  python benchmarks/lm_throughput.py                  # M = 1, 16, 64, 256 (~10 min on 2 cores)
+  python benchmarks/lm_throughput.py                  # M = 1, 16, 64, 256 (~5 min on 2 cores)
   python benchmarks/lm_throughput.py --models 1,64 --data synthetic --json /tmp/lm.json
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
-import math
 import os
+import string
 import sys
 import time
 import traceback
@@ -79,7 +77,7 @@ from memjax.errors import MemjaxError
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules below
 
 from _baselines_flax import (CellResult, Plan, flax_loop, lm_loss,  # noqa: E402
-                             make_optimizer, sequence_cross_entropy, token_accuracy)
+                             make_optimizer, token_accuracy)
 from _baselines_flax import scanned_loop  # noqa: E402
 from throughput import log, machine, make_keep, matmul_peak_jax, table, uptime  # noqa: E402
 
@@ -126,78 +124,50 @@ class Workload:
 
 
 # ---- data --------------------------------------------------------------------------------------
-def lm_dataset(x_train, y_train, x_test, y_test, vocab: int, name: str):
-  """A memjax Dataset holding token sequences (int32 x and y [N, L]).
-
-  Built with ``dataclasses.replace`` on a placeholder from ``memjax.from_arrays`` (which
-  validates classification data), marked ``task="language_model"`` where the Dataset has that
-  field.
-  """
-  length = x_train.shape[1]
-  placeholder = memjax.from_arrays(np.zeros((2, length), np.float32), np.zeros(2, np.int32),
-                                   np.zeros((2, length), np.float32), np.zeros(2, np.int32),
-                                   name=name, num_classes=vocab, standardize=False)
-  fields = {f.name for f in dataclasses.fields(placeholder)}
-  extra = {"task": "language_model"} if "task" in fields else {}
-  return dataclasses.replace(placeholder, x_train=x_train, y_train=y_train, x_test=x_test,
-                             y_test=y_test, class_names=None, **extra)
+SYMBOLS = string.ascii_letters + string.digits + "-."  # 64 characters; V = symbols + 1 (BOS)
 
 
 def synthetic_lm(num_train: int = 2000, num_test: int = 256, length: int = 64, vocab: int = 64,
                  seed: int = 0):
-  """Random token sequences in memjax's layout from a random sparse Markov chain.
+  """A language-model Dataset of random character sequences from a random sparse Markov chain.
 
-  Token 0 is BOS (and padding); symbols 1..V-1 follow a chain whose every row puts its mass on
-  a few successors (Dirichlet(0.1) weights), the first symbol uniform. Lengths n are uniform in
-  [L/2, L]; x = [0, c_1, ..., c_{n-1}, 0...], y = [c_1, ..., c_n, -1...].
+  ``vocab - 1`` symbols (characters of :data:`SYMBOLS`); each row of the chain puts its mass on a
+  few successors (Dirichlet(0.1) weights), the first symbol is uniform; lengths uniform in
+  [L/2, L]. Tokenized by ``memjax.text.from_texts`` (char tokenizer, sequence length L): x [N, L],
+  y [N, L] in memjax's layout, V = the symbols that occur + 1 (``vocab`` when all do).
   """
+  from memjax import text
+  if not 2 <= vocab <= len(SYMBOLS) + 1:
+    raise MemjaxError(f"synthetic vocab={vocab}; use 2 to {len(SYMBOLS) + 1}.")
   rng = np.random.default_rng(seed)
   symbols = vocab - 1
-  transitions = rng.dirichlet(np.full(symbols, 0.1), size=symbols)
-  cumulative = np.cumsum(transitions, axis=1)
+  cumulative = np.cumsum(rng.dirichlet(np.full(symbols, 0.1), size=symbols), axis=1)
 
-  def split(n):
-    x = np.zeros((n, length), np.int32)
-    y = np.full((n, length), -1, np.int32)
-    for i in range(n):
+  def sequences(n):
+    out = []
+    for _ in range(n):
       size = rng.integers(length // 2, length + 1)
-      seq = np.empty(size, np.int64)
-      seq[0] = rng.integers(symbols)
-      u = rng.random(size)
-      for t in range(1, size):
-        seq[t] = min(np.searchsorted(cumulative[seq[t - 1]], u[t]), symbols - 1)
-      seq += 1  # ids 1..V-1
-      x[i, 1:size] = seq[:-1]
-      y[i, :size] = seq
-    return x, y
+      seq = [rng.integers(symbols)]
+      for u in rng.random(size - 1):
+        seq.append(min(int(np.searchsorted(cumulative[seq[-1]], u)), symbols - 1))
+      out.append("".join(SYMBOLS[k] for k in seq))
+    return out
 
-  (x_train, y_train), (x_test, y_test) = split(num_train), split(num_test)
-  return lm_dataset(x_train, y_train, x_test, y_test, vocab, "synthetic_lm")
+  return text.from_texts(sequences(num_train), sequences(num_test), name="synthetic_lm",
+                         sequence_length=length, segmentation="synthetic Markov chain")
 
 
 def load_data(spec: str, quick: bool):
-  """(Dataset, note): ``spec`` "auto", "synthetic" or a memjax.load spec of LM data."""
-  if quick and spec == "auto":
-    spec = "synthetic"
-  if spec == "synthetic":
+  """(Dataset, note): ``spec`` "synthetic" or a memjax.load spec of LM data ("pydoc", ...)."""
+  if spec == "synthetic" or quick and spec == "pydoc":
     sizes = dict(num_train=64, num_test=32, length=16, vocab=16) if quick else {}
-    return synthetic_lm(**sizes), "synthetic Markov-chain tokens"
-  if spec == "auto":
-    try:
-      data = memjax.load("pydoc")
-    except MemjaxError as e:
-      log(f"memjax.load('pydoc') is not available ({e}); using synthetic data")
-      return synthetic_lm(), "synthetic Markov-chain tokens (this memjax has no 'pydoc')"
-    return check_lm(data), "memjax.load('pydoc')"
-  return check_lm(memjax.load(spec)), f"memjax.load({spec!r})"
-
-
-def check_lm(data):
-  if data.x_train.ndim != 2 or data.y_train.shape != data.x_train.shape:
-    raise MemjaxError(f"The benchmark trains language models: it needs token sequences x and "
-                      f"targets y [N, L]; the data has x {data.x_train.shape} and y "
-                      f"{data.y_train.shape}. Use --data auto, synthetic, pydoc or text:PATH.")
-  return data
+    return synthetic_lm(**sizes), "synthetic Markov-chain characters"
+  data = memjax.load(spec)
+  if getattr(data, "task", "classification") != "language_model":
+    raise MemjaxError(f"The benchmark trains language models; {spec!r} is a "
+                      f"{getattr(data, 'task', 'classification')} dataset (x "
+                      f"{data.x_train.shape}). Use --data pydoc, synthetic or text:PATH.")
+  return data, f"memjax.load({spec!r})"
 
 
 def make_plan(workload: Workload, num_models: int, batch_size: int) -> Plan:
@@ -213,100 +183,41 @@ def tokens_per_model_epoch(workload: Workload, plan: Plan) -> int:
 
 
 # ---- column (1): the memjax engine --------------------------------------------------------------
-def _pad_blocks_any(x: np.ndarray, y: np.ndarray, block: int):
-  """``engine._pad_blocks`` for labels of any shape [n, ...] (targets [n, L])."""
-  n = x.shape[0]
-  blocks = math.ceil(n / block)
-  block = math.ceil(n / blocks)
-  pad = blocks * block - n
-
-  def padded(a):
-    a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
-    return a.reshape(blocks, block, *a.shape[1:])
-
-  return padded(x), padded(y)
-
-
-@contextlib.contextmanager
-def _patched(module, name: str, value):
-  old = getattr(module, name)
-  setattr(module, name, value)
-  try:
-    yield
-  finally:
-    setattr(module, name, old)
+def memjax_config(workload: Workload, plan: Plan) -> TrainConfig:
+  """The engine's configuration: the built-in loss (token cross-entropy), the Plan's Adam."""
+  return TrainConfig(model=workload.model, model_kwargs=workload.model_kwargs,
+                     batch_size=plan.batch_size, optimizer=make_optimizer(plan), augment="none",
+                     seed=0)
 
 
 def build_engine(workload: Workload, plan: Plan, chunk: int):
-  """(Engine, note) for the workload's GPT with the per-sequence loss and the Plan's optimizer.
-
-  An engine that predates language models cannot lay out targets [N, L] in its evaluation
-  blocks (a ValueError); it is then built with :func:`_pad_blocks_any`, which training never
-  uses, and the note says so.
-  """
+  """The Engine for ``chunk`` models (cached: e.g. M = 64 and 256 in chunks of 64 share the
+  same compiled programs)."""
   key = (id(workload), chunk, plan.steps, plan.batch_size, plan.learning_rate)
-  if key in _ENGINES:  # e.g. M = 64 and 256 in chunks of 64: the same compiled programs
-    return _ENGINES[key]
-  data = workload.data
-  config = TrainConfig(model=workload.model, model_kwargs=workload.model_kwargs,
-                       batch_size=plan.batch_size, loss=sequence_cross_entropy,
-                       optimizer=make_optimizer(plan), augment="none", seed=0)
-  fns = engine_lib.model_fns(config, data)
-  # One evaluation block per split: the engine's default estimates memory with labels [B].
-  eval_block = max(data.num_train, data.num_test)
-  try:
-    built = engine_lib.Engine(data, config, plan.steps, chunk, eval_block=eval_block,
-                              fns=fns), ""
-  except ValueError:
-    with _patched(engine_lib, "_pad_blocks", _pad_blocks_any):
-      engine = engine_lib.Engine(data, config, plan.steps, chunk, eval_block=eval_block,
-                                 fns=fns)
-    built = engine, "engine without LM evaluation: built with a shape-agnostic _pad_blocks"
-  _ENGINES[key] = built
-  return built
+  if key not in _ENGINES:
+    _ENGINES[key] = engine_lib.Engine(workload.data, memjax_config(workload, plan), plan.steps,
+                                      chunk)
+  return _ENGINES[key]
 
 
 _ENGINES: dict = {}
 
 
 def memjax_chunk(workload: Workload, plan: Plan, chunk: str | int = "auto") -> int:
-  """Models per chunk: ``chunk`` if a number, else the runner's policy for this model.
-
-  ``memjax.runner._chunk_size``'s rule (budget / bytes per model, on CPU also at most
-  ``CPU_CHUNK_BYTES`` per device), with ``engine.bytes_per_model``'s terms: 4 copies of the
-  parameters, the optimizer state, and the activations of one training step, here of the
-  language-model loss on targets [B, L] (the engine's own estimate assumes labels [B]).
-  """
+  """Models per chunk: ``chunk`` if a number, else what ``memjax.train`` would pick."""
   if chunk != "auto":
     return max(1, min(plan.num_models, int(chunk)))
   from memjax import runner
-  config = TrainConfig(model=workload.model, model_kwargs=workload.model_kwargs,
-                       batch_size=plan.batch_size)
+  config = memjax_config(workload, plan)
   fns = engine_lib.model_fns(config, workload.data)
-  params, model_state = jax.eval_shape(fns.init, jax.random.key(0))
-  opt_state = jax.eval_shape(make_optimizer(plan).init, params)
-  shape = (plan.batch_size, workload.sequence_length)
-  x = jax.ShapeDtypeStruct(shape, jnp.int32)
-
-  def loss(p, s, x, y):
-    return lm_loss(fns.apply(p, s, x, True)[0], y)
-
-  jaxpr = jax.make_jaxpr(jax.grad(loss))(params, model_state, x, x)
-  per_model = (16 * fns.num_params + sum(a.size * a.dtype.itemsize
-                                         for a in jax.tree.leaves(opt_state))
-               + engine_lib._jaxpr_bytes(jaxpr.jaxpr))
-  devices = len(jax.devices())
-  per_device = max(1, engine_lib.default_memory_budget() // per_model)
-  if jax.default_backend() == "cpu":
-    per_device = min(per_device, max(1, runner.CPU_CHUNK_BYTES // per_model))
-  size = min(plan.num_models, per_device * devices)
-  return max(devices, math.ceil(size / devices) * devices)
+  return runner._chunk_size(config, fns, workload.data, plan.num_models, len(jax.devices()),
+                            jax.default_backend())
 
 
 def run_memjax(workload: Workload, plan: Plan, chunk: int, cap_s: float) -> CellResult:
   """Column (1): chunks of ``chunk`` models, each trained epoch by epoch with the compiled
   program; stops after the chunk during which ``cap_s`` seconds of training were exceeded."""
-  engine, note = build_engine(workload, plan, chunk)
+  engine = build_engine(workload, plan, chunk)
   assert engine.steps_per_epoch == plan.steps, (engine.steps_per_epoch, plan.steps)
   data = workload.data
   x_test, y_test = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
@@ -331,8 +242,7 @@ def run_memjax(workload: Workload, plan: Plan, chunk: int, cap_s: float) -> Cell
                                      run.state["model_state"]))[:hi - lo].tolist()
     if seconds >= cap_s and hi < plan.num_models:
       break
-  if chunk < plan.num_models:
-    note = f"chunks of {chunk}" + (f"; {note}" if note else "")
+  note = f"chunks of {chunk}" if chunk < plan.num_models else ""
   result = CellResult.make(plan, done, seconds, engine.compile_seconds, accs, note=note)
   result.extra = {"chunk_size": chunk, "models_run": done // plan.epochs}
   return result
@@ -458,14 +368,15 @@ def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--quick", action="store_true",
                  help="smoke run: M in {1, 2}, tiny synthetic data and model, 1 epoch, 2 s caps "
-                      "(memjax: chunks of M)")
-  p.add_argument("--data", default="auto",
-                 help="auto (pydoc if this memjax has it, else synthetic), synthetic, or a "
-                      "memjax.load spec of language-model data (pydoc, text:PATH)")
+                      "(memjax: one chunk of M)")
+  p.add_argument("--data", default="pydoc",
+                 help="pydoc (default), synthetic, or a memjax.load spec of language-model data "
+                      "(text:PATH); --quick: synthetic")
   p.add_argument("--models", default=None, help="comma list of M (default 1,16,64,256)")
   p.add_argument("--model-kwargs", default=None,
                  help='JSON kwargs of the gpt (default {}: nano; --quick: a tiny one)')
-  p.add_argument("--epochs", type=int, default=1, help="epochs per model (default 1)")
+  p.add_argument("--epochs", type=int, default=None,
+                 help="epochs per model (default 2: longer cells, less noise; --quick 1)")
   p.add_argument("--batch-size", type=int, default=None,
                  help="sequences per step (default 32; --quick 8)")
   p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's constant LR")
@@ -486,6 +397,7 @@ def parse_args(argv=None):
   args.model_kwargs = (json.loads(args.model_kwargs) if args.model_kwargs
                        else (quick_model if args.quick else {}))
   args.batch_size = args.batch_size or (8 if args.quick else 32)
+  args.epochs = args.epochs or (1 if args.quick else 2)
   args.max_seconds = args.max_seconds or (2.0 if args.quick else 20.0)
   args.memjax_max_seconds = args.memjax_max_seconds or (2.0 if args.quick else 60.0)
   args.columns = args.columns.split(",")

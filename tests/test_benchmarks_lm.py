@@ -11,13 +11,27 @@ def test_synthetic_lm_layout():
   data = bench.synthetic_lm(num_train=20, num_test=4, length=12, vocab=9)
   x, y = data.x_train, data.y_train
   assert x.shape == y.shape == (20, 12) and x.dtype == y.dtype == np.int32
-  assert data.num_classes == 9 and data.feature_shape == (12,)
+  assert data.task == "language_model" and data.num_classes <= 9 and data.feature_shape == (12,)
   lengths = (y >= 0).sum(1)
   assert lengths.min() >= 6 and lengths.max() <= 12
   for xi, yi, n in zip(x, y, lengths):
     assert xi[0] == 0 and (xi[n:] == 0).all() and (yi[n:] == -1).all()  # BOS, padding
     np.testing.assert_array_equal(xi[1:n], yi[:n - 1])  # x is y shifted right by one
-    assert ((yi[:n] >= 1) & (yi[:n] < 9)).all()
+    assert ((yi[:n] >= 1) & (yi[:n] < data.num_classes)).all()
+
+
+def test_the_baselines_loss_is_the_engines():
+  # The Flax / PyTorch loops minimise the batch mean of _baselines_flax.sequence_cross_entropy;
+  # memjax's engine that of its built-in language-model loss: the same function.
+  import jax
+  from memjax import measures
+  load_benchmark("lm_throughput")
+  import _baselines_flax
+  logits = jax.random.normal(jax.random.key(0), (3, 5, 7))
+  targets = np.array([[1, 2, 3, -1, -1], [4, 5, 6, 0, 1], [-1] * 5], np.int32)
+  np.testing.assert_allclose(_baselines_flax.sequence_cross_entropy(logits, targets),
+                             measures.resolve_loss("cross_entropy", task="language_model")(
+                                 logits, targets), rtol=1e-6)
 
 
 @pytest.mark.slow
