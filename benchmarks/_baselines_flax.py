@@ -1,4 +1,5 @@
-"""JAX/Flax baselines for ``benchmarks/throughput.py``: what a Flax user writes without memjax.
+"""JAX/Flax baselines for ``benchmarks/throughput.py`` and ``benchmarks/lm_throughput.py``: what a
+Flax user writes without memjax.
 
 Two columns, both training one model at a time on its own subset (the same keep masks, batch
 size, steps per epoch, wrap-around and optimizer as memjax):
@@ -17,6 +18,10 @@ about 2x faster on CPU than ``nnx.max_pool``'s reduce_window gradient, so the ba
 faster of the two. (3) uses memjax's own model definitions (``memjax.models``: im2col convs on
 CPU), because ``lax.conv``'s gradient inside ``lax.scan`` is ~700x slower on XLA:CPU (see
 ``memjax.models``); anything else would measure that pathology.
+
+Language models (``lm_throughput.py``): the same two loops train memjax's ``gpt`` (a plain NNX
+module) with ``loss=`` :func:`sequence_cross_entropy` and ``metric=`` :func:`token_accuracy`
+instead of the classification loss and accuracy, and the Plan's ``optimizer="adam"``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ class Plan:
     steps: S, optimizer steps per epoch for every model (ceil(n_in / B), wrap-around).
     batch_size: B, examples per step per model.
     learning_rate, momentum, weight_decay: constant-LR SGD, Nesterov momentum, L2 decay.
+    optimizer: "sgd" (the above) or "adam" (Adam with the constant ``learning_rate``, default
+      betas (0.9, 0.999) and eps 1e-8, L2 decay ``weight_decay`` added to the gradient first;
+      ``momentum`` unused).
   """
 
   keep: np.ndarray
@@ -54,6 +62,7 @@ class Plan:
   learning_rate: float = 0.1
   momentum: float = 0.9
   weight_decay: float = 5e-4
+  optimizer: str = "sgd"
 
   @property
   def num_models(self) -> int:
@@ -142,9 +151,56 @@ def build_model(workload, seed: int, standard_layers: bool) -> nnx.Module:
 
 
 def make_optimizer(plan: Plan) -> optax.GradientTransformation:
-  """The optimizer every column uses: SGD, Nesterov momentum, L2 weight decay, constant LR."""
+  """The optimizer every column uses: SGD, Nesterov momentum, L2 weight decay, constant LR (or
+  Adam with L2 weight decay, constant LR, when ``plan.optimizer == "adam"``)."""
+  if plan.optimizer == "adam":
+    adam = optax.adam(plan.learning_rate)
+    return (optax.chain(optax.add_decayed_weights(plan.weight_decay), adam)
+            if plan.weight_decay else adam)
+  if plan.optimizer != "sgd":
+    raise ValueError(f"Plan.optimizer={plan.optimizer!r}; use 'sgd' or 'adam'.")
   return optax.chain(optax.add_decayed_weights(plan.weight_decay),
                      optax.sgd(plan.learning_rate, momentum=plan.momentum, nesterov=True))
+
+
+def classification_loss(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean softmax cross-entropy of a batch: logits [B, C], labels [B] -> scalar."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def accuracy_metric(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """Accuracy: logits [B, C], labels [B] -> scalar."""
+  return (logits.argmax(-1) == y).mean()
+
+
+def sequence_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Per-sequence loss of a language model: each sequence's mean next-token cross-entropy over
+  its scored positions (targets >= 0; -1 is not scored).
+
+  Args:
+    logits: [B, L, V] float.
+    targets: [B, L] int, -1 where not scored.
+
+  Returns:
+    [B] float32 (0 for a sequence without scored tokens).
+  """
+  mask = targets >= 0
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32),
+                                                       jnp.maximum(targets, 0))
+  return (ce * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1)
+
+
+def lm_loss(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """The training objective of every LM column: the batch mean of
+  :func:`sequence_cross_entropy` (what memjax's step minimises for that per-sequence loss)."""
+  return sequence_cross_entropy(logits, targets).mean()
+
+
+def token_accuracy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Fraction of the scored tokens (targets >= 0) whose argmax is the target, pooled over the
+  batch: logits [B, L, V], targets [B, L] -> scalar."""
+  mask = targets >= 0
+  return ((logits.argmax(-1) == targets) & mask).sum() / jnp.maximum(mask.sum(), 1)
 
 
 def pure_fns(model: nnx.Module):
@@ -160,13 +216,15 @@ def pure_fns(model: nnx.Module):
   return graphdef, params, rest, apply
 
 
-def make_step(apply: Callable, tx: optax.GradientTransformation) -> Callable:
-  """(params, rest, opt_state, x, y) -> (params, rest, opt_state, loss): one SGD step."""
+def make_step(apply: Callable, tx: optax.GradientTransformation,
+              objective: Callable = classification_loss) -> Callable:
+  """(params, rest, opt_state, x, y) -> (params, rest, opt_state, loss): one optimizer step
+  minimising ``objective(logits, y) -> scalar``."""
 
   def step(params, rest, opt_state, x, y):
     def loss_fn(p):
       logits, new_rest = apply(p, rest, x, True)
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_rest
+      return objective(logits, y), new_rest
 
     (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -175,14 +233,15 @@ def make_step(apply: Callable, tx: optax.GradientTransformation) -> Callable:
   return step
 
 
-def make_eval(apply: Callable, x_test: np.ndarray, y_test: np.ndarray) -> Callable:
-  """A jitted (params, rest) -> test accuracy."""
+def make_eval(apply: Callable, x_test: np.ndarray, y_test: np.ndarray,
+              metric: Callable = accuracy_metric) -> Callable:
+  """A jitted (params, rest) -> ``metric(logits, y)`` on the test set (default: accuracy)."""
   x_test, y_test = jnp.asarray(x_test), jnp.asarray(y_test)
 
   @jax.jit
   def accuracy(params, rest):
     logits, _ = apply(params, rest, x_test, False)
-    return (logits.argmax(-1) == y_test).mean()
+    return metric(logits, y_test)
 
   return accuracy
 
@@ -205,18 +264,24 @@ def _loop_over_models(plan: Plan, train_one: Callable, cap_s: float) -> tuple[in
   return done, seconds, accs
 
 
-def flax_loop(workload, plan: Plan, cap_s: float) -> CellResult:
-  """Column (2): Python loops over models and minibatches calling one jitted train step."""
+def flax_loop(workload, plan: Plan, cap_s: float, loss: Callable = classification_loss,
+              metric: Callable = accuracy_metric) -> CellResult:
+  """Column (2): Python loops over models and minibatches calling one jitted train step.
+
+  ``loss(logits, y) -> scalar`` is the objective and ``metric(logits, y) -> scalar`` the test
+  figure reported as the accuracy (defaults: classification; language models pass
+  :func:`lm_loss` and :func:`token_accuracy`).
+  """
   data, tx = workload.data, make_optimizer(plan)
   graphdef, params, rest, apply = pure_fns(build_model(workload, 0, standard_layers=True))
   opt_state = tx.init(params)
   x_train, y_train = data.x_train, data.y_train
   xb, yb = x_train[:plan.batch_size], y_train[:plan.batch_size]
   t0 = time.perf_counter()
-  step = jax.jit(make_step(apply, tx), donate_argnums=(0, 1, 2)).lower(
+  step = jax.jit(make_step(apply, tx, loss), donate_argnums=(0, 1, 2)).lower(
       params, rest, opt_state, xb, yb).compile()
   compile_s = time.perf_counter() - t0
-  accuracy = make_eval(apply, data.x_test, data.y_test)
+  accuracy = make_eval(apply, data.x_test, data.y_test, metric)
 
   def train_one(m, deadline):
     _, params, rest, _ = pure_fns(build_model(workload, m, standard_layers=True))
@@ -238,12 +303,14 @@ def flax_loop(workload, plan: Plan, cap_s: float) -> CellResult:
   return CellResult.make(plan, done, seconds, compile_s, accs)
 
 
-def scanned_loop(workload, plan: Plan, cap_s: float) -> CellResult:
-  """Column (3): a Python loop over models of one jitted lax.scan-ned single-model epoch."""
+def scanned_loop(workload, plan: Plan, cap_s: float, loss: Callable = classification_loss,
+                 metric: Callable = accuracy_metric) -> CellResult:
+  """Column (3): a Python loop over models of one jitted lax.scan-ned single-model epoch
+  (``loss`` and ``metric`` as in :func:`flax_loop`)."""
   data, tx = workload.data, make_optimizer(plan)
   _, params, rest, apply = pure_fns(build_model(workload, 0, standard_layers=False))
   opt_state = tx.init(params)
-  step = make_step(apply, tx)
+  step = make_step(apply, tx, loss)
   x_train, y_train = jax.device_put(data.x_train), jax.device_put(data.y_train)
 
   def epoch_fn(params, rest, opt_state, order, x_train, y_train):
@@ -259,7 +326,7 @@ def scanned_loop(workload, plan: Plan, cap_s: float) -> CellResult:
   run_epoch = jax.jit(epoch_fn, donate_argnums=(0, 1, 2)).lower(
       params, rest, opt_state, order, x_train, y_train).compile()
   compile_s = time.perf_counter() - t0
-  accuracy = make_eval(apply, data.x_test, data.y_test)
+  accuracy = make_eval(apply, data.x_test, data.y_test, metric)
 
   def train_one(m, deadline):
     _, params, rest, _ = pure_fns(build_model(workload, m, standard_layers=False))

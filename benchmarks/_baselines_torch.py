@@ -1,4 +1,5 @@
-"""PyTorch baselines for ``benchmarks/throughput.py``: what a PyTorch user writes.
+"""PyTorch baselines for ``benchmarks/throughput.py`` and ``benchmarks/lm_throughput.py``: what a
+PyTorch user writes.
 
 * :func:`torch_loop`, column (4): plain ``nn.Module``, ``torch.optim.SGD`` (Nesterov momentum,
   weight decay), Python loops over models, epochs and minibatches (eager mode).
@@ -13,6 +14,11 @@ Same architectures as memjax (``memjax.models``), same per-model subsets, batch 
 epoch with wrap-around and optimizer; images are fed NCHW (PyTorch's native layout). Threads:
 ``torch.set_num_threads(2)`` (all cores of the 2-core benchmark machine). Runs on CUDA when
 this torch build has it, else on the CPU.
+
+Language models: :class:`GPT` is memjax's ``gpt`` in PyTorch (``nn.TransformerEncoderLayer``
+blocks with a causal mask, pre-norm, tanh-GELU, LayerNorm eps 1e-6 as flax's), trained by the
+same :func:`torch_loop` with ``loss=`` :func:`lm_loss`, ``metric=`` :func:`token_accuracy` and
+``torch.optim.Adam`` (the Plan's ``optimizer="adam"``).
 """
 
 from __future__ import annotations
@@ -87,9 +93,67 @@ class ResNet(nn.Module):
     return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
 
 
+def _gelu_tanh(x):
+  return F.gelu(x, approximate="tanh")  # jax.nn.gelu's default
+
+
+class GPT(nn.Module):
+  """memjax.models.GPT in PyTorch: token [B, L] -> logits [B, L, V].
+
+  Token embedding + learned position embedding (N(0, 0.02^2)), ``depth`` pre-norm
+  ``nn.TransformerEncoderLayer`` s (self-attention with a causal mask, a GELU MLP of
+  ``mlp_ratio * width``, no dropout), a final LayerNorm and an untied linear head: the same
+  parameter count as memjax's (torch's in_proj holds the q, k, v projections in one matrix).
+  """
+
+  def __init__(self, length: int, vocab: int, width: int = 64, depth: int = 2, heads: int = 4,
+               mlp_ratio: float = 4.0):
+    super().__init__()
+    self.embed = nn.Embedding(vocab, width)
+    nn.init.normal_(self.embed.weight, std=0.02)
+    self.position = nn.Parameter(0.02 * torch.randn(length, width))
+    self.blocks = nn.ModuleList([
+        nn.TransformerEncoderLayer(width, heads, dim_feedforward=int(round(mlp_ratio * width)),
+                                   dropout=0.0, activation=_gelu_tanh, layer_norm_eps=1e-6,
+                                   batch_first=True, norm_first=True)
+        for _ in range(depth)])
+    self.norm = nn.LayerNorm(width, eps=1e-6)
+    self.head = nn.Linear(width, vocab)
+    self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(length),
+                         persistent=False)
+
+  def forward(self, x):
+    h = self.embed(x) + self.position
+    for block in self.blocks:
+      h = block(h, src_mask=self.mask, is_causal=True)
+    return self.head(self.norm(h))
+
+
+def lm_loss(logits, targets):
+  """The batch mean of each sequence's mean next-token cross-entropy over its scored positions
+  (targets >= 0), as ``_baselines_flax.lm_loss``. logits [B, L, V], targets [B, L] -> scalar."""
+  mask = targets >= 0
+  ce = F.cross_entropy(logits.flatten(0, 1), targets.clamp(min=0).flatten(),
+                       reduction="none").view(targets.shape)
+  return ((ce * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
+def token_accuracy(logits, targets):
+  """Fraction of scored tokens whose argmax is the target (as ``_baselines_flax``)."""
+  mask = targets >= 0
+  return ((logits.argmax(-1) == targets) & mask).sum() / mask.sum().clamp(min=1)
+
+
 def build_model(workload) -> nn.Module:
   """The workload's architecture as a torch module (inputs NCHW for images)."""
   shape, classes, kw = workload.data.feature_shape, workload.data.num_classes, workload.model_kwargs
+  if workload.model == "gpt":
+    from memjax import models as models_lib
+    size = models_lib.GPT_SIZES["nano"] | models_lib.GPT_SIZES.get(kw.get("size"), {})
+    dims = size | {k: v for k, v in kw.items() if k in ("width", "depth", "heads", "mlp_ratio")}
+    if kw.get("dropout", 0.0):
+      raise ValueError("the torch GPT baseline has no dropout")
+    return GPT(shape[0], classes, **dims)
   if workload.model == "logreg":
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), classes))
   if workload.model == "mlp":
@@ -113,11 +177,12 @@ def build_model(workload) -> nn.Module:
 
 
 def tensors(workload, device: str):
-  """(x_train, y_train, x_test, y_test) torch tensors; images NHWC -> NCHW."""
+  """(x_train, y_train, x_test, y_test) torch tensors; images NHWC -> NCHW, tokens int64."""
   d = workload.data
 
   def x(a):
     a = np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if a.ndim == 4 else a
+    a = a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a
     return torch.from_numpy(a).to(device)
 
   def y(a):
@@ -127,10 +192,15 @@ def tensors(workload, device: str):
 
 
 # ---- column (4): the plain loop ----------------------------------------------------------------
-def torch_loop(workload, plan: Plan, cap_s: float, device: str) -> CellResult:
-  """Column (4): Python loops over models and minibatches, torch.optim.SGD, eager mode."""
+def torch_loop(workload, plan: Plan, cap_s: float, device: str, loss=F.cross_entropy,
+               metric=None) -> CellResult:
+  """Column (4): Python loops over models and minibatches, torch.optim.SGD (or Adam), eager.
+
+  ``loss(logits, y) -> scalar`` is minimised; ``metric(logits, y) -> scalar`` is the reported
+  test figure (default: accuracy; language models pass :func:`lm_loss`, :func:`token_accuracy`).
+  """
   x_train, y_train, x_test, y_test = tensors(workload, device)
-  _warm_up(workload, plan, x_train, y_train, device)
+  _warm_up(workload, plan, x_train, y_train, device, loss=loss)
   done, seconds, accs = 0, 0.0, []
   for m in range(plan.num_models):
     torch.manual_seed(m)
@@ -144,7 +214,7 @@ def torch_loop(workload, plan: Plan, cap_s: float, device: str) -> CellResult:
       order = torch.from_numpy(epoch_order(rng, in_idx, plan.steps, plan.batch_size)).to(device)
       for idx in order:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x_train[idx]), y_train[idx]).backward()
+        loss(model(x_train[idx]), y_train[idx]).backward()
         opt.step()
       _sync(device)
       if seconds + time.perf_counter() - t0 >= cap_s:
@@ -152,32 +222,39 @@ def torch_loop(workload, plan: Plan, cap_s: float, device: str) -> CellResult:
     seconds += time.perf_counter() - t0
     done += epoch + 1
     if epoch + 1 == plan.epochs:
-      accs.append(_accuracy(model, x_test, y_test))
+      accs.append(_accuracy(model, x_test, y_test, metric))
     if seconds >= cap_s:
       break
   return CellResult.make(plan, done, seconds, None, accs)
 
 
 def _optimizer(model: nn.Module, plan: Plan) -> torch.optim.Optimizer:
+  if plan.optimizer == "adam":  # weight_decay: L2 added to the gradient, as optax's chain
+    return torch.optim.Adam(model.parameters(), lr=plan.learning_rate,
+                            weight_decay=plan.weight_decay)
   return torch.optim.SGD(model.parameters(), lr=plan.learning_rate, momentum=plan.momentum,
                          nesterov=True, weight_decay=plan.weight_decay)
 
 
-def _warm_up(workload, plan: Plan, x_train, y_train, device: str, steps: int = 3) -> None:
+def _warm_up(workload, plan: Plan, x_train, y_train, device: str, steps: int = 3,
+             loss=F.cross_entropy) -> None:
   """A few steps of a throwaway model (allocator, kernels, threads), not timed."""
   model = build_model(workload).to(device)
   opt = _optimizer(model, plan)
   for _ in range(steps):
     opt.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x_train[:plan.batch_size]), y_train[:plan.batch_size]).backward()
+    loss(model(x_train[:plan.batch_size]), y_train[:plan.batch_size]).backward()
     opt.step()
   _sync(device)
 
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, x_test, y_test) -> float:
+def _accuracy(model: nn.Module, x_test, y_test, metric=None) -> float:
   model.eval()
-  return float((model(x_test).argmax(-1) == y_test).float().mean())
+  logits = model(x_test)
+  if metric is not None:
+    return float(metric(logits, y_test))
+  return float((logits.argmax(-1) == y_test).float().mean())
 
 
 # ---- column (5): torch.func ensemble -----------------------------------------------------------

@@ -433,16 +433,17 @@ class GPT(nnx.Module):
   each model on a random half of pydoc's 1,800 training sentences): nano reaches its best test
   loss (2.10 nats per character) after ~15 epochs, when its own sentences already score 0.57
   nats lower than held-out ones (1.5 at 30 epochs): it memorizes, which is what memjax
-  measures; it trains ~1e5 tokens/s with tens of models at once (~2 model-epochs/s), so 128
-  models x 15 epochs take about a quarter of an hour. "pico" (width 32, 32k parameters) trains
-  ~2.5x faster and memorizes less (gap 0.27 nats at 20 epochs, 0.54 at 40); "micro" (820k) is
-  for accelerators.
+  measures. The engine trains it at 1.0-1.7e5 tokens/s on the 2 cores (about 2 model-epochs/s;
+  ``benchmarks/lm_throughput.py``), so 128 models x 15 epochs take about a quarter of an hour.
+  "pico" (width 32, 32k parameters) trains ~2.5x faster and memorizes less (gap 0.27 nats at 20
+  epochs, 0.54 at 40); "micro" (820k) is for accelerators.
 
   Args:
     input_shape: (L,), the sequence length.
     num_classes: V, the vocabulary size (token ids in [0, V)).
-    size: a key of :data:`GPT_SIZES` ("nano": width 64, depth 2, heads 4; "micro": width 128,
-      depth 4, heads 4); explicit ``width``, ``depth`` and ``heads`` override the size's.
+    size: a key of :data:`GPT_SIZES` ("pico": width 32, depth 2, heads 2; "nano", the default:
+      width 64, depth 2, heads 4; "micro": width 128, depth 4, heads 4); explicit ``width``,
+      ``depth`` and ``heads`` override the size's.
     width: token dimension D (default 64).
     depth: number of transformer blocks (default 2).
     heads: attention heads; ``width`` must be a multiple (default 4).
@@ -462,9 +463,9 @@ class GPT(nnx.Module):
     width, depth, heads = _transformer_dims("gpt", GPT_SIZES, GPT_SIZES["nano"], size, width,
                                             depth, heads)
     if not 0 <= dropout < 1:
-      raise MemjaxError(f"dropout={dropout}; use a rate in [0, 1).")
+      raise MemjaxError(f"gpt dropout={dropout}; use a rate in [0, 1).")
     if mlp_ratio <= 0:
-      raise MemjaxError(f"mlp_ratio={mlp_ratio}; must be positive.")
+      raise MemjaxError(f"gpt mlp_ratio={mlp_ratio}; must be positive.")
     if dropout > 0 and not _has_dropout_stream(rngs):
       raise MemjaxError(f"gpt with dropout={dropout} needs random numbers while training: build "
                         "it with nnx.Rngs(params=..., dropout=...) (or a 'default' stream).")
@@ -472,7 +473,6 @@ class GPT(nnx.Module):
       raise MemjaxError(f"gpt needs a vocabulary of at least 2 tokens (num_classes={num_classes}"
                         "); num_classes is the vocabulary size V of the text data.")
     init = nnx.initializers.normal(0.02)
-    self.vocabulary = num_classes
     self.embed = nnx.Embed(num_classes, width, embedding_init=init, rngs=rngs)
     self.position = nnx.Param(init(rngs.params(), (length, width)))
     self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None

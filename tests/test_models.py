@@ -379,8 +379,8 @@ def test_gpt_refuses_image_data(shape):
     ({"width": 30, "heads": 4}, "width=30 is not divisible by heads=4"),
     ({"depth": 0}, "gpt depth=0; use a positive integer"),
     ({"width": 32.0}, "gpt width=32.0; use a positive integer"),
-    ({"dropout": 1.0}, r"dropout=1.0; use a rate in \[0, 1\)"),
-    ({"mlp_ratio": 0}, "mlp_ratio=0; must be positive"),
+    ({"dropout": 1.0}, r"gpt dropout=1.0; use a rate in \[0, 1\)"),
+    ({"mlp_ratio": 0}, "gpt mlp_ratio=0; must be positive"),
 ])
 def test_gpt_bad_knobs(kwargs, match):
   with pytest.raises(MemjaxError, match=match):
