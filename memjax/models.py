@@ -144,11 +144,7 @@ class MLP(nnx.Module):
 
   def __init__(self, input_shape: Sequence[int], num_classes: int, *, rngs: nnx.Rngs,
                widths: Sequence[int] = (256, 256), dropout: float = 0.0):
-    if not 0 <= dropout < 1:
-      raise MemjaxError(f"mlp dropout={dropout}; use a rate in [0, 1).")
-    if dropout > 0 and not _has_dropout_stream(rngs):
-      raise MemjaxError(f"mlp with dropout={dropout} needs random numbers while training: build "
-                        "it with nnx.Rngs(params=..., dropout=...) (or a 'default' stream).")
+    _check_dropout("mlp", dropout, rngs)
     sizes = [math.prod(input_shape), *widths]
     self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
     self.head = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
@@ -382,13 +378,9 @@ class ViT(nnx.Module):
                dropout: float = 0.0):
     h, w, c = _image_shape(input_shape, "vit")
     width, depth, heads = _vit_dims(size, width, depth, heads)
-    if not 0 <= dropout < 1:
-      raise MemjaxError(f"dropout={dropout}; use a rate in [0, 1).")
+    _check_dropout("vit", dropout, rngs)
     if mlp_ratio <= 0:
-      raise MemjaxError(f"mlp_ratio={mlp_ratio}; must be positive.")
-    if dropout > 0 and not _has_dropout_stream(rngs):
-      raise MemjaxError(f"vit with dropout={dropout} needs random numbers while training: build "
-                        "it with nnx.Rngs(params=..., dropout=...) (or a 'default' stream).")
+      raise MemjaxError(f"vit mlp_ratio={mlp_ratio}; must be positive.")
     self.patch = _vit_patch(h, w, patch)
     tokens = (h // self.patch) * (w // self.patch)
     self.embed = nnx.Linear(self.patch * self.patch * c, width, rngs=rngs)
@@ -462,13 +454,9 @@ class GPT(nnx.Module):
     length = _sequence_length(input_shape, "gpt")
     width, depth, heads = _transformer_dims("gpt", GPT_SIZES, GPT_SIZES["nano"], size, width,
                                             depth, heads)
-    if not 0 <= dropout < 1:
-      raise MemjaxError(f"gpt dropout={dropout}; use a rate in [0, 1).")
+    _check_dropout("gpt", dropout, rngs)
     if mlp_ratio <= 0:
       raise MemjaxError(f"gpt mlp_ratio={mlp_ratio}; must be positive.")
-    if dropout > 0 and not _has_dropout_stream(rngs):
-      raise MemjaxError(f"gpt with dropout={dropout} needs random numbers while training: build "
-                        "it with nnx.Rngs(params=..., dropout=...) (or a 'default' stream).")
     if num_classes < 2:
       raise MemjaxError(f"gpt needs a vocabulary of at least 2 tokens (num_classes={num_classes}"
                         "); num_classes is the vocabulary size V of the text data.")
@@ -515,6 +503,15 @@ def patchify(x: jax.Array, patch: int) -> jax.Array:
 
 def _dropout(drop: nnx.Dropout | None, x: jax.Array, train: bool) -> jax.Array:
   return x if drop is None else drop(x, deterministic=not train)
+
+
+def _check_dropout(name: str, dropout: float, rngs: nnx.Rngs) -> None:
+  """A dropout rate in [0, 1), and a random stream to draw from when it is positive."""
+  if not 0 <= dropout < 1:
+    raise MemjaxError(f"{name} dropout={dropout}; use a rate in [0, 1).")
+  if dropout > 0 and not _has_dropout_stream(rngs):
+    raise MemjaxError(f"{name} with dropout={dropout} needs random numbers while training: build "
+                      "it with nnx.Rngs(params=..., dropout=...) (or a 'default' stream).")
 
 
 def _has_dropout_stream(rngs: nnx.Rngs) -> bool:
