@@ -34,7 +34,9 @@ M models take M times as long, which is what a researcher gets by looping. Token
 B x L positions per step per model (padding included: every column computes them); the data
 line gives the fraction of them that are scored. Baseline cells get a time cap
 (``--max-seconds``); memjax trains whole chunks until ``--memjax-max-seconds``; a capped cell
-extrapolates per model-epoch and is marked ``*``. Each column also reports the mean test token
+extrapolates per model-epoch and is marked ``*``. Every cell is measured (a loop's rate is not
+carried over from a smaller M), so the cells of a row also show the noise of the machine: the
+PyTorch loop's 2 threads slow down many times over when another process takes a core. Each column also reports the mean test token
 accuracy of its fully trained models, proof that it really trained.
 
 Data (``--data``): "pydoc" (default), the embedded corpus of 2,000 documentation sentences
@@ -264,18 +266,6 @@ def column_runners(args, torch_device: str | None) -> dict[str, Callable]:
   return {k: v for k, v in runners.items() if k in args.columns}
 
 
-def reuse_capped(name: str, cells: dict, num_models: int) -> CellResult | None:
-  """A loop column trains one model after another, so its rate does not depend on M: once a
-  smaller M hit the cap, a larger M would only repeat that measurement on its first models."""
-  done = [m for m, r in cells.items() if isinstance(r, CellResult) and m < num_models]
-  if name not in BASELINES or not done or not cells[max(done)].extrapolated:
-    return None
-  previous = cells[max(done)]
-  if previous.note.startswith("rate of M="):  # itself reused: name the measured M
-    return previous
-  return dataclasses.replace(previous, note=f"rate of M={max(done)} (a loop, capped there)")
-
-
 def run_all(workload: Workload, args, runners: dict) -> dict:
   """{column: {M: CellResult | str (error)}}."""
   results: dict[str, dict[int, Any]] = {c: {} for c in runners}
@@ -284,11 +274,6 @@ def run_all(workload: Workload, args, runners: dict) -> dict:
     for name, runner in runners.items():
       log(f"[M={m}] {name} ... (load {os.getloadavg()[0]:.2f})")
       t0 = time.perf_counter()
-      reused = reuse_capped(name, results[name], m)
-      if reused is not None:
-        results[name][m] = reused
-        log("    reused the capped rate of the smaller M")
-        continue
       try:
         results[name][m] = runner(workload, plan)
       except Exception as e:  # report, keep going

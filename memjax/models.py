@@ -425,8 +425,9 @@ class GPT(nnx.Module):
   each model on a random half of pydoc's 1,800 training sentences): nano reaches its best test
   loss (2.10 nats per character) after ~15 epochs, when its own sentences already score 0.57
   nats lower than held-out ones (1.5 at 30 epochs): it memorizes, which is what memjax
-  measures. The engine trains it at 1.0-1.7e5 tokens/s on the 2 cores (about 2 model-epochs/s;
-  ``benchmarks/lm_throughput.py``), so 128 models x 15 epochs take about a quarter of an hour.
+  measures. The engine's training epochs run at 1.5-1.9e5 tokens/s on the 2 cores, one model
+  per chunk (~3 model-epochs/s of pydoc, evaluation excluded; ``benchmarks/lm_throughput.py``),
+  so 128 models x 15 epochs train in about 11 minutes.
   "pico" (width 32, 32k parameters) trains ~2.5x faster and memorizes less (gap 0.27 nats at 20
   epochs, 0.54 at 40); "micro" (820k) is for accelerators.
 
