@@ -41,7 +41,7 @@ class TrainConfig:
   reports find them), or Python objects (stored by their import path when they have one).
 
   Attributes:
-    model: a name in ``memjax.models.REGISTRY`` (logreg, mlp, cnn, vgg, resnet, vit), an import
+    model: a name in ``memjax.models.REGISTRY`` (logreg, mlp, cnn, vgg, resnet, vit, gpt), an import
       path, or a flax NNX Module class or factory ``X(input_shape, num_classes, *, rngs,
       **model_kwargs)`` whose instances map ``(x [B, ...], train: bool) -> logits [B, C]`` (see
       :mod:`memjax.models`).
@@ -111,8 +111,9 @@ class TrainConfig:
       to the records as they finish).
   """
 
-  model: Any = _field("mlp", "model: logreg, mlp, cnn, vgg, resnet, vit, or an import path "
-                      "package.module:Name of your flax NNX Module (see memjax.models)")
+  model: Any = _field("mlp", "model: logreg, mlp, cnn, vgg, resnet, vit, gpt (text), or an "
+                      "import path package.module:Name of your flax NNX Module (see "
+                      "memjax.models)")
   model_kwargs: dict[str, Any] = _field(
       {}, 'model knobs as JSON, e.g. \'{"widths": [512, 512]}\' or \'{"width": 32}\'')
   num_models: int = _field(256, "number of models M", flag="--models")

@@ -433,9 +433,10 @@ def _canary_summary(records: Records, record) -> list[str]:
                                   records.keep, record)
   repeats = np.asarray(columns["repeats"])
   method = str(np.asarray(columns["method"])[0])
+  space = record["space_size"]
   lines = [f"  canaries: {len(repeats)} secrets of {record['digits']} digits, exposure by "
-           f"{method} over {record['space_size']:,} candidates (max {np.log2(record['space_size']):.1f} "
-           "bits); DIR/canaries.csv has every canary",
+           f"{method} over {space:,} candidates (max {np.log2(space):.1f} bits); "
+           "DIR/canaries.csv has every canary",
            "    repeats  exposure IN  exposure OUT  extraction IN  extraction OUT"]
   for r in np.unique(repeats):
     pick = repeats == r
