@@ -33,7 +33,9 @@ outputs are all-gathered to every process (:func:`to_host`).
 
 Evaluation runs in inference mode (BatchNorm running averages) on every training and test
 example, with ``lax.map`` over blocks of examples and ``vmap`` over models, and reduces at once to
-per-model per-example arrays (see :mod:`memjax.records`).
+per-model per-example arrays (see :mod:`memjax.records`). For language models (text data) an
+example is a sequence: the loss and every output reduce over its tokens
+(:mod:`memjax.measures`), and text canaries' candidate secrets are scored as a further split.
 """
 
 from __future__ import annotations
@@ -421,7 +423,7 @@ class Engine:
         for split, x, y in (("train", data.x_train, data.y_train),
                             ("test", data.x_test, data.y_test))}
     self.num_examples = {"train": data.num_train, "test": data.num_test}
-    # Text canaries: every candidate secret of every canary, scored after the final epoch.
+    # Text canaries: every candidate secret of every canary, scored at every evaluation.
     self.canary_shape = None
     if data.canaries is not None and data.canaries.get("kind") == "secret":
       from memjax import canaries as canaries_lib
