@@ -214,6 +214,7 @@ def run(settings: StudySettings, *, archs: Sequence[Arch] | None = None,
              *[f"{what}_r{r}" for r in repeats
                for what in ("exposure_in", "exposure_out", "extraction_in", "extraction_out")],
              "attack_auc", "spearman_memorization_auc", "wall_s")
+  rows = [{k: row[k] for k in columns} for row in rows]  # in the table's order
   description = (
       f"Ensembles of {models} causal transformers of each size on random halves of "
       f"{source.name} ({source.num_train} sequences, {source.preprocessing}) with "
