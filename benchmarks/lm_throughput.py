@@ -81,7 +81,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling mo
 from _baselines_flax import (CellResult, Plan, flax_loop, lm_loss,  # noqa: E402
                              make_optimizer, token_accuracy)
 from _baselines_flax import scanned_loop  # noqa: E402
-from throughput import log, machine, make_keep, matmul_peak_jax, table, uptime  # noqa: E402
+from throughput import (log, machine, make_keep, matmul_peak_jax, table,  # noqa: E402
+                        to_json, torch_device_or_none, uptime)
 
 COLUMNS = {
     "memjax": "(1) memjax engine",
@@ -394,12 +395,6 @@ def parse_args(argv=None):
   return args
 
 
-def to_json(result) -> Any:
-  if isinstance(result, CellResult):
-    return dataclasses.asdict(result) | {"model_epochs_per_s": result.me_per_s}
-  return result
-
-
 def main(argv=None) -> dict:
   """Runs the benchmark, prints the tables; returns {"results", "workload", "text"}."""
   args = parse_args(argv)
@@ -407,11 +402,7 @@ def main(argv=None) -> dict:
   load_before = uptime()
   torch_device = None
   if "torch_loop" in args.columns:
-    try:
-      import _baselines_torch
-      torch_device = _baselines_torch.setup(threads=2)
-    except ImportError:
-      log("torch is not installed: column (4) is skipped")
+    torch_device = torch_device_or_none("column (4) is")
   data, data_note = load_data(args.data, args.quick)
   kw = args.model_kwargs
   workload = Workload("gpt", f"GPT {json.dumps(kw) if kw else '(nano)'} on {data.name}: "

@@ -528,17 +528,24 @@ def to_json(result) -> Any:
   return result
 
 
+def torch_device_or_none(skipped: str) -> str | None:
+  """torch's device for the PyTorch columns (2 threads), or None (logging that ``skipped`` is
+  skipped) when torch is not installed."""
+  try:
+    import _baselines_torch
+    return _baselines_torch.setup(threads=2)
+  except ImportError:
+    log(f"torch is not installed: {skipped} skipped")
+    return None
+
+
 def main(argv=None) -> None:
   args = parse_args(argv)
   t_start = time.perf_counter()
   load_before = uptime()
   torch_device = None
   if {"torch_loop", "torch_func"} & set(args.columns):
-    try:
-      import _baselines_torch
-      torch_device = _baselines_torch.setup(threads=2)
-    except ImportError:
-      log("torch is not installed: columns (4) and (5) are skipped")
+    torch_device = torch_device_or_none("columns (4) and (5) are")
   peak = matmul_peak_jax()
   torch_peak = matmul_peak_torch() if torch_device == "cpu" else None
   info = machine()

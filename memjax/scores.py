@@ -257,6 +257,21 @@ def _canary_lines(record) -> list[str]:
           f"indices {first}..{last}); `memjax attack DIR` audits epsilon with them"]
 
 
+def _coverage_and_time_lines(finite: np.ndarray, timings: dict, noun: str,
+                             rate_digits: int) -> list[str]:
+  """The summary's lines on scores without IN or OUT models (``finite`` [N] False) and on the
+  run's time (``timings`` of run.json; none when empty)."""
+  lines = []
+  if (~finite).any():
+    lines.append(f"  {int((~finite).sum())} {noun} have no IN or no OUT model (NaN scores); "
+                 "train more models.")
+  if timings:
+    lines.append(
+        f"  time: {timings.get('total_s', 0):.1f} s total, compile {timings.get('compile_s', 0):.1f}"
+        f" s, {timings.get('model_epochs_per_s', 0):,.{rate_digits}f} model-epochs/s training")
+  return lines
+
+
 def summary(run, top: int = 10, rank: str = "score") -> str:
   """A plain-text summary of a run: accuracies, fit warning, memorized count, top examples
   (ranked by :func:`most_memorized` with ``rank``)."""
@@ -309,13 +324,7 @@ def summary(run, top: int = 10, rank: str = "score") -> str:
          if "cscore" in scores else " (one ratio: out_accuracy is the held-out accuracy at it;"
          " C-scores need several ratios, --preset cscore)"),
   ]
-  if (~finite).any():
-    lines.append(f"  {int((~finite).sum())} examples have no IN or no OUT model (NaN scores); "
-                 "train more models.")
-  if timings:
-    lines.append(
-        f"  time: {timings.get('total_s', 0):.1f} s total, compile {timings.get('compile_s', 0):.1f}"
-        f" s, {timings.get('model_epochs_per_s', 0):,.0f} model-epochs/s training")
+  lines += _coverage_and_time_lines(finite, timings, "examples", rate_digits=0)
   held_out = "cscore" if "cscore" in scores else "out_accuracy"
   by = "score" if rank == "score" else "lower bound of the interval"
   lines.append(f"  most memorized, by {by} (index label memorization [{LEVEL:.0%} interval] "
@@ -382,13 +391,7 @@ def _sequence_summary(run, top: int = 10, rank: str = "score") -> str:
       f"  counterfactual memorization (token accuracy IN - OUT, Zhang et al.): mean "
       f"{np.nanmean(mem):.4f}, {estimators.count_memorized(mem)} of {finite.sum()} sequences >= "
       f"{estimators.DEFAULT_THRESHOLD} ({surely} with the whole {LEVEL:.0%} interval above)")
-  if (~finite).any():
-    lines.append(f"  {int((~finite).sum())} sequences have no IN or no OUT model (NaN scores); "
-                 "train more models.")
-  if timings:
-    lines.append(
-        f"  time: {timings.get('total_s', 0):.1f} s total, compile {timings.get('compile_s', 0):.1f}"
-        f" s, {timings.get('model_epochs_per_s', 0):,.1f} model-epochs/s training")
+  lines += _coverage_and_time_lines(finite, timings, "sequences", rate_digits=1)
   texts = scores.get("text")
   by = "score" if rank == "score" else "lower bound of the interval"
   order = distinct_sequences(most_memorized(scores, len(mem), rank), run.data.canaries)
