@@ -14,8 +14,7 @@ also holds ``privacy_audit`` (:func:`memjax.auditing.privacy_audit`): per attack
 on epsilon at 95% confidence from the attack's scores on the canaries (every target model x every
 canary), beside the theoretical epsilon of a DP run (run.json ``privacy``). The audit's delta is
 that run's delta, else 1e-5. A language model's text canaries (secrets repeated r times) are
-audited on their first copies: the copies of one secret are IN or OUT together, so they are one
-observation, not r.
+audited once per secret (:func:`memjax.auditing.privacy_audit`).
 """
 
 from __future__ import annotations
@@ -47,9 +46,6 @@ def audit(directory: str, attacks: Sequence[str] = attacks_lib.DEFAULT_ATTACKS,
       np.asarray(records.train_lira), keep, test_stats=np.asarray(records.test_lira),
       attacks=attacks, max_targets=max_targets, return_scores=canaries is not None)
   if canaries is not None:
-    if canaries.get("kind") == "secret":  # one observation per secret, not per copy
-      canaries = dict(canaries, indices=[copies[0] for copies in canaries["copies"]],
-                      count=len(canaries["copies"]))
     results.privacy_audit = auditing.privacy_audit(results, keep, canaries, info.get("privacy"))
     for result in results.attacks.values():
       result.scores = None  # [T, N] per attack: needed only for the audit

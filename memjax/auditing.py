@@ -291,7 +291,9 @@ def privacy_audit(results, keep, canaries: dict[str, Any], privacy: dict[str, An
 
   Args:
     results, keep: as for :func:`canary_observations`.
-    canaries: the run's canary record (run.json ``data.canaries``).
+    canaries: the run's canary record (run.json ``data.canaries``). Text canaries (secrets
+      repeated r times, all copies IN or OUT together) are audited on their first copies: one
+      observation per secret, not r.
     privacy: the run's DP guarantee (run.json ``privacy``: epsilon, delta, ...), or None for a
       non-private run. Its delta is the audit's; without it, :data:`DEFAULT_DELTA` (1e-5).
     confidence: the audit's confidence level.
@@ -306,7 +308,9 @@ def privacy_audit(results, keep, canaries: dict[str, Any], privacy: dict[str, An
   source = "default"
   if privacy and privacy.get("delta") is not None:
     delta, source = float(privacy["delta"]), "run"
-  audits = audit_attacks(results, keep, canaries["indices"], delta=delta, confidence=confidence)
+  copies = canaries.get("copies")
+  indices = [rows[0] for rows in copies] if copies else canaries["indices"]
+  audits = audit_attacks(results, keep, indices, delta=delta, confidence=confidence)
   best = max(audits, key=lambda name: audits[name].epsilon)
   theoretical = None
   if privacy:
@@ -314,7 +318,7 @@ def privacy_audit(results, keep, canaries: dict[str, Any], privacy: dict[str, An
                                                "covered", "noise_multiplier")}
   return formatting.jsonable({
       "delta": delta, "delta_source": source, "confidence": confidence,
-      "method": "clopper_pearson", "canaries": {"count": canaries["count"],
+      "method": "clopper_pearson", "canaries": {"count": len(indices),
                                                 "kind": canaries["kind"]},
       "theoretical": theoretical,
       "attacks": {name: a.to_dict() for name, a in audits.items()},
