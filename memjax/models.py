@@ -57,6 +57,7 @@ compute the same function.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable, Sequence
 
@@ -66,6 +67,28 @@ from flax import nnx
 
 from memjax import imports
 from memjax.errors import MemjaxError
+
+
+_CONV_IMPL = ["auto"]  # the trace-time default of conv2d(impl="auto"); see conv_implementation
+
+
+@contextlib.contextmanager
+def conv_implementation(impl: str):
+  """Within the block, ``conv2d(impl="auto")`` traces as ``impl`` ("im2col", "lax" or "auto").
+
+  The engine uses it to pick the convolution that is fastest for how it runs a training step
+  (inside ``lax.scan``, or one jitted step at a time); it only matters while tracing.
+  """
+  if impl not in CONV_IMPLS:
+    raise MemjaxError(f"conv implementation {impl!r}; choose one of {', '.join(CONV_IMPLS)}.")
+  previous, _CONV_IMPL[0] = _CONV_IMPL[0], impl
+  try:
+    yield
+  finally:
+    _CONV_IMPL[0] = previous
+
+
+CONV_IMPLS = ("auto", "im2col", "lax")
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, impl: str = "auto") -> jax.Array:
@@ -81,6 +104,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, impl: str = "auto")
   Returns:
     [B, ceil(H / stride), ceil(W / stride), C_out].
   """
+  if impl == "auto":
+    impl = _CONV_IMPL[0]
   if impl == "auto":
     impl = "im2col" if jax.default_backend() == "cpu" else "lax"
   kh, kw, c_in, c_out = kernel.shape
