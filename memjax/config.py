@@ -20,6 +20,8 @@ SCHEDULES = ("triangular", "constant", "cosine")
 AUGMENTATIONS = ("none", "flip", "translate", "flip_translate")
 DESIGNS = ("balanced", "bernoulli")
 SAMPLINGS = ("shuffle", "poisson")
+CONVS = ("canonical", "im2col", "lax")
+PRECISIONS = ("float32", "bf16")
 
 
 def _field(default, help: str, flag: str | None = None, **kwargs):
@@ -103,8 +105,17 @@ class TrainConfig:
       reproduces the rest exactly); None: half of each sequence.
     seed: integer seed; fixes the design, the initialisations, data order, augmentations and
       every model's random streams (dropout).
-    chunk_size: models trained together in one compiled program; None picks the largest that
-      fits ``memory_budget``.
+    chunk_size: models trained together in one compiled program; None: measured on this
+      machine (the fastest of a few candidates that fit ``memory_budget``, cached on disk; runs
+      of fewer than 32 models take the largest that fits), see :mod:`memjax.tuning`.
+    conv: how :func:`memjax.models.conv2d` computes the training step's convolutions:
+      "canonical" (lax forward, backward passes as forward convolutions), "im2col" or "lax";
+      None: measured together with the chunk size. All compute the same function (to float
+      rounding).
+    precision: "float32", or "bf16": the forward and backward passes compute in bfloat16 while
+      the parameters, their gradients' accumulation in the optimizer, the optimizer state and
+      BatchNorm statistics stay float32 (mixed precision); fast on accelerators and on CPUs
+      with bf16 instructions.
     memory_budget: bytes of device memory a chunk may use; None: a default from the device.
     checkpoint_seconds: with a run directory, save the training state at the end of an epoch
       once this many seconds have passed since the last save (0: never; chunks are still saved
@@ -157,8 +168,12 @@ class TrainConfig:
   prefix_length: int | None = _field(None, "language models: prompt tokens of the extraction "
                                      "test (default: half of each sequence)")
   seed: int = _field(0, "seed of the design, initialisations, data order and random streams")
-  chunk_size: int | None = _field(None, "models per compiled chunk (default: fit the memory "
-                                  "budget)")
+  chunk_size: int | None = _field(None, "models per compiled chunk (default: measured, see "
+                                  "memjax.tuning)")
+  conv: str | None = _field(None, "convolution of the training step: canonical, im2col or lax "
+                            "(default: measured with the chunk size)")
+  precision: str = _field("float32", "compute precision: float32, or bf16 (bfloat16 compute; "
+                          "parameters and optimizer state stay float32)")
   memory_budget: int | None = _field(None, "device bytes per chunk, e.g. 4e9")
   checkpoint_seconds: float = _field(60.0, "checkpoint the training state at the end of an "
                                      "epoch once this many seconds passed since the last (0: "
@@ -187,6 +202,10 @@ class TrainConfig:
          f"prefix_length={self.prefix_length}; use None (half of each sequence) or >= 0."),
         (self.chunk_size is None or self.chunk_size >= 1,
          f"chunk_size={self.chunk_size}; use None (automatic) or a positive number."),
+        (self.conv is None or self.conv in CONVS,
+         f"conv={self.conv!r}; choose one of {', '.join(CONVS)} (or None: measured)."),
+        (self.precision in PRECISIONS,
+         f"precision={self.precision!r}; choose one of {', '.join(PRECISIONS)}."),
         (self.checkpoint_seconds >= 0,
          f"checkpoint_seconds={self.checkpoint_seconds}; must be >= 0 (0 disables)."),
         (self.sampling is None or self.sampling in SAMPLINGS,

@@ -129,8 +129,28 @@ def model_fns(config: TrainConfig, data: Dataset) -> ModelFns:
 
   if data.task == "language_model":
     _check_language_model(config, data, abstract)
+  if config.precision == "bf16":
+    apply = mixed_precision(apply, jnp.bfloat16)
   return ModelFns(init=init, apply=apply, num_params=models_lib.count_params(abstract_params),
                   random_streams=streams)
+
+
+def mixed_precision(apply: Callable, dtype=jnp.bfloat16) -> Callable:
+  """``apply`` computing in ``dtype``: floating parameters and inputs are cast to it, the logits
+  come back as float32, and the model state (BatchNorm statistics, kept float32) comes back in
+  its own dtypes. Gradients flow through the casts, so they reach the float32 parameters (and the
+  optimizer, whose state stays float32) as float32."""
+
+  def cast(tree):
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating)
+                        else a, tree)
+
+  def apply_in_dtype(params, model_state, x, train: bool, key=None):
+    logits, new_state = apply(cast(params), model_state, cast(x), train, key)
+    new_state = jax.tree.map(lambda new, old: new.astype(old.dtype), new_state, model_state)
+    return logits.astype(jnp.float32), new_state
+
+  return apply_in_dtype
 
 
 def _check_language_model(config: TrainConfig, data: Dataset, model) -> None:
@@ -386,11 +406,16 @@ class Engine:
     mesh: device mesh with axis ``"models"`` (default: all devices).
     eval_block: examples per evaluation block (default: from the memory budget).
     fns: the model's pure functions when the caller has built them (:func:`model_fns`).
+    conv: the convolution of :func:`memjax.models.conv2d` in the training step ("canonical",
+      "im2col", "lax"; None: its default). Evaluation always uses the lax forward convolution
+      (fast everywhere) and, on CPU, evaluates a conv net's models one after another instead of
+      vmapping them (a vmapped convolution is a grouped one, slow on XLA:CPU). See
+      :mod:`memjax.tuning`, which measures the chunk size and ``conv`` together.
   """
 
   def __init__(self, data: Dataset, config: TrainConfig, steps_per_epoch: int,
                chunk_size: int, mesh: Mesh | None = None, eval_block: int | None = None,
-               fns: ModelFns | None = None):
+               fns: ModelFns | None = None, conv: str | None = None):
     self.config = config
     self.mesh = make_mesh() if mesh is None else mesh
     if chunk_size % self.mesh.size:
@@ -399,6 +424,12 @@ class Engine:
     self.chunk_size = chunk_size
     self.steps_per_epoch = steps_per_epoch
     self.fns = model_fns(config, data) if fns is None else fns
+    self.conv = conv
+    self.train_fns = _with_conv(self.fns, conv)
+    self.eval_fns = _with_conv(self.fns, "lax" if conv == "lax" else (conv and "canonical"))
+    self.sequential_eval = (conv is not None
+                            and self.mesh.devices.flat[0].platform == "cpu"
+                            and chunk_size > self.mesh.size)
     self.optimizer = make_optimizer(config, steps_per_epoch)
     self.task = data.task
     self.loss_fn = measures_lib.resolve_loss(config.loss, config.label_smoothing, data.task)
@@ -417,7 +448,8 @@ class Engine:
     replicated = NamedSharding(self.mesh, P())
     self.x_train = jax.device_put(data.x_train, replicated)
     self.y_train = jax.device_put(data.y_train, replicated)
-    self.eval_block = eval_block or default_eval_block(self.fns, data, chunk_size // self.mesh.size)
+    self.eval_block = eval_block or default_eval_block(
+        self.fns, data, 1 if self.sequential_eval else chunk_size // self.mesh.size)
     self.eval_sets = {
         split: tuple(jax.device_put(a, replicated) for a in _pad_blocks(x, y, self.eval_block))
         for split, x, y in (("train", data.x_train, data.y_train),
@@ -511,11 +543,11 @@ class Engine:
       order = jnp.zeros((model_ids.shape[0], self.steps_per_epoch, 0), jnp.int32)
     if config.private:
       one_step = functools.partial(
-          dp_train_step, self.fns, self.optimizer, self.loss_fn,
+          dp_train_step, self.train_fns, self.optimizer, self.loss_fn,
           clip_norm=config.dp_clip_norm, noise_multiplier=config.dp_noise_multiplier,
           expected_batch=config.batch_size)
     else:
-      one_step = functools.partial(train_step, self.fns, self.optimizer, self.loss_fn)
+      one_step = functools.partial(train_step, self.train_fns, self.optimizer, self.loss_fn)
 
     def model_step(state, keep_row, batch_index, key):
       x_key, stream_key = key, jax.random.fold_in(key, 1)
@@ -575,17 +607,17 @@ class Engine:
     """Per-model outputs on blocks xs [nb, E, ...], ys [nb, E(, L)] -> arrays [m, nb*E(, A)]."""
 
     def one_model(params, model_state, x, y):
-      logits, _ = self.fns.apply(params, model_state, x, False)
+      logits, _ = self.eval_fns.apply(params, model_state, x, False)
       out = self.outputs(logits, y)
       if with_queries:
         stats = [self.lira_fn(logits, y)]
         for transform in self.queries[1:]:
-          query_logits, _ = self.fns.apply(params, model_state, query(x, transform), False)
+          query_logits, _ = self.eval_fns.apply(params, model_state, query(x, transform), False)
           stats.append(self.lira_fn(query_logits, y))
         out["lira"] = jnp.stack(stats, axis=-1)
       return out
 
-    return _map_blocks(one_model, state, xs, ys)
+    return _map_blocks(one_model, state, xs, ys, self.sequential_eval, self.mesh.size)
 
   def _evaluate_candidates(self, state: State, xs, ys):
     """Text canaries' candidates, blocks xs, ys [nb, E, L] -> {"loglik": [m, nb*E] mean
@@ -593,11 +625,11 @@ class Engine:
     predicted by greedy decoding}."""
 
     def one_model(params, model_state, x, y):
-      logits, _ = self.fns.apply(params, model_state, x, False)
+      logits, _ = self.eval_fns.apply(params, model_state, x, False)
       return {"loglik": measures_lib.token_loglik(logits, y),
               "extracted": measures_lib.extracted(logits, y, prefix=0)}
 
-    return _map_blocks(one_model, state, xs, ys)
+    return _map_blocks(one_model, state, xs, ys, self.sequential_eval, self.mesh.size)
 
   # ---- host-side helpers ---------------------------------------------------------------------
   def compiled_train_epoch(self, state: State, model_ids, keep):
@@ -722,17 +754,45 @@ def _check_private(config: TrainConfig, fns: ModelFns) -> None:
                       "your own.")
 
 
-def _map_blocks(one_model: Callable, state: State, xs, ys) -> dict[str, jax.Array]:
-  """``one_model(params, model_state, x [E, ...], y [E, ...]) -> {name: [E, ...]}`` vmapped over
-  a chunk's models and ``lax.map``-ped over blocks xs [nb, E, ...] -> {name: [m, nb*E, ...]}."""
+def _map_blocks(one_model: Callable, state: State, xs, ys, sequential: bool = False,
+                devices: int = 1) -> dict[str, jax.Array]:
+  """``one_model(params, model_state, x [E, ...], y [E, ...]) -> {name: [E, ...]}`` over a
+  chunk's models and ``lax.map``-ped over blocks xs [nb, E, ...] -> {name: [m, nb*E, ...]}.
 
-  def block(inputs):
-    x, y = inputs
-    return jax.vmap(lambda p, s: one_model(p, s, x, y))(state["params"], state["model_state"])
+  The models are vmapped, or with ``sequential`` vmapped over the ``devices`` (the sharded axis)
+  and ``lax.map``-ped over each device's models.
+  """
+  models = {"params": state["params"], "model_state": state["model_state"]}
 
-  out = jax.lax.map(block, (xs, ys))  # each [nb, m, E, ...]
-  return {k: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], -1, *v.shape[3:])
-          for k, v in out.items()}
+  def blocks(model):  # one model (or a vmapped group) over all blocks -> {name: [.., nb*E, ...]}
+    def block(inputs):
+      return one_model(model["params"], model["model_state"], *inputs)
+    out = jax.lax.map(block, (xs, ys))  # each [nb, E, ...]
+    return {k: v.reshape(-1, *v.shape[2:]) for k, v in out.items()}
+
+  if not sequential:
+    def block(inputs):
+      x, y = inputs
+      return jax.vmap(lambda p, s: one_model(p, s, x, y))(models["params"],
+                                                          models["model_state"])
+    out = jax.lax.map(block, (xs, ys))  # each [nb, m, E, ...]
+    return {k: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], -1, *v.shape[3:])
+            for k, v in out.items()}
+  grouped = jax.tree.map(lambda a: a.reshape(devices, -1, *a.shape[1:]), models)
+  out = jax.vmap(lambda group: jax.lax.map(blocks, group))(grouped)  # [devices, m/devices, ..]
+  return {k: v.reshape(-1, *v.shape[2:]) for k, v in out.items()}
+
+
+def _with_conv(fns: ModelFns, conv: str | None) -> ModelFns:
+  """``fns`` whose ``apply`` traces :func:`memjax.models.conv2d` as ``conv`` (None: as is)."""
+  if conv is None:
+    return fns
+
+  def apply(*args, **kwargs):
+    with models_lib.conv_implementation(conv):
+      return fns.apply(*args, **kwargs)
+
+  return dataclasses.replace(fns, apply=apply)
 
 
 def to_host(array: jax.Array) -> np.ndarray:

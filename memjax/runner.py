@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import shutil
@@ -37,6 +36,7 @@ from memjax import formatting, imports
 from memjax import models as models_lib
 from memjax import privacy as privacy_lib
 from memjax import records as records_lib
+from memjax import tuning
 from memjax.config import TrainConfig, check_fields
 from memjax.data import Dataset, load
 from memjax.errors import MemjaxError
@@ -272,8 +272,8 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   steps = info.setdefault("steps_per_epoch",
                           engine_lib.steps_per_epoch(keep[:first_block_end], config.batch_size))
   fns = engine_lib.model_fns(config, dataset)
-  chunk_size = _chunk_size(config, fns, dataset, num_models, mesh.size,
-                           platform=mesh.devices.flat[0].platform)
+  chunking = _chunking(config, fns, dataset, num_models, mesh, steps, info.get("chunking"))
+  chunk_size = chunking.chunk_size
   # DP-SGD: the guarantee (and a calibrated sigma) is fixed by the first block, like the steps.
   if config.private and info.get("privacy") is None:
     info["privacy"] = privacy_lib.guarantee(config, keep[:first_block_end], steps,
@@ -282,10 +282,11 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
   if config.private:
     engine_config = config.replace(dp_noise_multiplier=info["privacy"]["noise_multiplier"],
                                    dp_target_epsilon=None)
-  engine = engine_lib.Engine(dataset, engine_config, steps, chunk_size, mesh, fns=fns)
+  engine = engine_lib.Engine(dataset, engine_config, steps, chunk_size, mesh, fns=fns,
+                             conv=chunking.conv)
   info["config"] = config.to_dict()
   eval_epochs = _eval_epochs(config)
-  info.update(num_params=fns.num_params, chunk_size=chunk_size,
+  info.update(num_params=fns.num_params, chunk_size=chunk_size, chunking=chunking.describe(),
               devices=[str(d) for d in mesh.devices.flat], eval_epochs=eval_epochs)
 
   # On several hosts process 0 writes the run directory (on a filesystem all hosts share); the
@@ -455,27 +456,15 @@ class _Checkpoints:
     self.manager.close()
 
 
-# On CPU a chunk runs fastest when its working set stays in cache: measured on 2 EPYC cores, 256
-# MLPs 64-256-256-10 (4.9 MB each by bytes_per_model) train at 550 model-epochs/s in chunks of 8
-# and 383 in one chunk of 256, while logistic regressions (0.13 MB) and 32-unit MLPs (0.33 MB)
-# are fastest in chunks of 128 or more. 48 MB per device gives 9, 369 and 145.
-CPU_CHUNK_BYTES = 48 << 20
-
-
-def _chunk_size(config: TrainConfig, fns, dataset, num_models: int, num_devices: int,
-                platform: str = "cpu") -> int:
-  """Models per chunk: ``config.chunk_size``, else the most that fit ``memory_budget`` (and, on
-  CPU, :data:`CPU_CHUNK_BYTES` per device); a multiple of the device count."""
-  if config.chunk_size is not None:
-    size = config.chunk_size
-  else:
-    budget = config.memory_budget or engine_lib.default_memory_budget()
-    per_model = engine_lib.bytes_per_model(fns, dataset, config)
-    per_device = max(1, budget // per_model)
-    if platform == "cpu":
-      per_device = min(per_device, max(1, CPU_CHUNK_BYTES // per_model))
-    size = min(num_models, per_device * num_devices)
-  return max(num_devices, math.ceil(size / num_devices) * num_devices)
+def _chunking(config: TrainConfig, fns, dataset, num_models: int, mesh,
+              steps: int, previous: dict | None) -> tuning.Chunking:
+  """The run's chunking (:func:`memjax.tuning.choose`); a resumed run keeps its own unless the
+  resume asks for another chunk size."""
+  if previous is not None and config.chunk_size is None \
+      and previous["chunk_size"] % mesh.size == 0:
+    return dataclasses.replace(tuning.Chunking.from_dict(previous), source="resumed",
+                               seconds=0.0)
+  return tuning.choose(config, dataset, fns, num_models, mesh, steps)
 
 
 def _eval_epochs(config: TrainConfig) -> list[int]:

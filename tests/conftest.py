@@ -18,6 +18,20 @@ def pytest_collection_modifyitems(items):
       item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def chunking_cache(tmp_path_factory):
+  """Measured chunk sizes go to a cache of the session's own (never the user's ~/.cache)."""
+  import os
+  path = tmp_path_factory.mktemp("memjax-cache")
+  previous = os.environ.get("MEMJAX_CACHE_DIR")
+  os.environ["MEMJAX_CACHE_DIR"] = str(path)
+  yield path
+  if previous is None:
+    os.environ.pop("MEMJAX_CACHE_DIR", None)
+  else:
+    os.environ["MEMJAX_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def digits():
   return memjax.load("digits")

@@ -149,20 +149,3 @@ def test_memory_estimate_and_chunking(small_digits):
                      progress=False)
   assert run.info["chunk_size"] == 3  # the largest number of models that fits the budget
   assert run.correct.shape == (10, small_digits.num_train)
-
-
-def test_cpu_chunks_stay_cache_sized(small_digits):
-  from memjax import runner
-  config = TrainConfig(model="mlp", num_models=256, epochs=1)  # 64-256-256-10: ~5 MB a model
-  fns = engine.model_fns(config, small_digits)
-  per_model = engine.bytes_per_model(fns, small_digits, config)
-  cached = runner.CPU_CHUNK_BYTES // per_model
-  assert 1 <= cached < 256
-  assert runner._chunk_size(config, fns, small_digits, 256, 1, platform="cpu") == cached
-  assert runner._chunk_size(config, fns, small_digits, 256, 4, platform="cpu") == 4 * cached
-  # Accelerators take as many models as the memory budget allows; an explicit size always wins.
-  assert runner._chunk_size(config, fns, small_digits, 256, 1, platform="gpu") == 256
-  assert runner._chunk_size(config.replace(chunk_size=64), fns, small_digits, 256, 1) == 64
-  tiny = TrainConfig(model="logreg", num_models=256, epochs=1)
-  tiny_fns = engine.model_fns(tiny, small_digits)
-  assert runner._chunk_size(tiny, tiny_fns, small_digits, 256, 1) == 256
