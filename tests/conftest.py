@@ -115,6 +115,8 @@ def load_benchmark(name: str):
   import sys
   from pathlib import Path
   path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+  if str(path.parent) not in sys.path:  # the benchmarks import their helpers (_baselines_*)
+    sys.path.append(str(path.parent))
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
   sys.modules[spec.name] = module  # dataclasses resolve the module's annotations through it
