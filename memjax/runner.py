@@ -283,10 +283,11 @@ def _execute(config: TrainConfig, dataset: Dataset, design: design_lib.Design, i
     engine_config = config.replace(dp_noise_multiplier=info["privacy"]["noise_multiplier"],
                                    dp_target_epsilon=None)
   engine = engine_lib.Engine(dataset, engine_config, steps, chunk_size, mesh, fns=fns,
-                             conv=chunking.conv)
+                             conv=chunking.conv, eval_block=chunking.eval_block)
   info["config"] = config.to_dict()
   eval_epochs = _eval_epochs(config)
-  info.update(num_params=fns.num_params, chunk_size=chunk_size, chunking=chunking.describe(),
+  info.update(num_params=fns.num_params, chunk_size=chunk_size, eval_block=engine.eval_block,
+              chunking=chunking.describe(),
               devices=[str(d) for d in mesh.devices.flat], eval_epochs=eval_epochs)
 
   # On several hosts process 0 writes the run directory (on a filesystem all hosts share); the

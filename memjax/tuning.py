@@ -52,6 +52,8 @@ PROBE_SECONDS = 0.3  # time each candidate at least this long
 SLOW_CANDIDATE_SECONDS = 10.0  # a sweep stops after a timed call this slow
 SLOWER = 0.8  # a sweep stops at a candidate this much slower than the best so far
 SIZES_PER_DEVICE = (1, 4, 16, 64, 256, 1024, 4096)
+EVAL_BLOCKS = (32, 64, 128, 256, 1024)  # examples per evaluation block to try
+EVAL_PROBE_EXAMPLES = 2048  # evaluation blocks are timed on up to this many test examples
 
 # On CPU a chunk runs fastest when its working set stays in cache: measured on 2 EPYC cores, 256
 # MLPs 64-256-256-10 (4.9 MB each by bytes_per_model) train at 550 model-epochs/s in chunks of 8
@@ -71,24 +73,32 @@ class Chunking:
       or "lax"), or None for models without convolutions.
     source: "config" (chunk_size given), "memory" (the memory rule of small runs), "measured"
       or "cache" (measured on this machine before), "resumed" (the run's own choice).
-    candidates: every measured candidate, {"chunk_size", "conv", "model_steps_per_s"}.
+    eval_block: examples per evaluation block (None: the engine's memory rule).
+    candidates: every measured training candidate, {"chunk_size", "conv",
+      "model_steps_per_s"}.
+    eval_candidates: every measured evaluation block, {"eval_block", "model_examples_per_s"}.
     seconds: time spent measuring (0 unless measured now).
   """
 
   chunk_size: int
   conv: str | None
   source: str
+  eval_block: int | None = None
   candidates: tuple[dict, ...] = ()
+  eval_candidates: tuple[dict, ...] = ()
   seconds: float = 0.0
 
   def describe(self) -> dict:
-    return {"chunk_size": self.chunk_size, "conv": self.conv, "source": self.source,
-            "candidates": list(self.candidates), "seconds": round(self.seconds, 3)}
+    return {"chunk_size": self.chunk_size, "conv": self.conv, "eval_block": self.eval_block,
+            "source": self.source, "candidates": list(self.candidates),
+            "eval_candidates": list(self.eval_candidates), "seconds": round(self.seconds, 3)}
 
   @classmethod
   def from_dict(cls, d: dict) -> "Chunking":
     return cls(chunk_size=int(d["chunk_size"]), conv=d.get("conv"), source=d["source"],
-               candidates=tuple(d.get("candidates", ())), seconds=float(d.get("seconds", 0.0)))
+               eval_block=d.get("eval_block"), candidates=tuple(d.get("candidates", ())),
+               eval_candidates=tuple(d.get("eval_candidates", ())),
+               seconds=float(d.get("seconds", 0.0)))
 
 
 def has_convolutions(fns: engine_lib.ModelFns, data: Dataset) -> bool:
@@ -201,7 +211,11 @@ def choose(config: TrainConfig, data: Dataset, fns: engine_lib.ModelFns, num_mod
       if rate < SLOWER * best or slowest_call > SLOW_CANDIDATE_SECONDS:
         break
   winner = max(candidates, key=lambda c: c["model_steps_per_s"])
-  chunking = Chunking(winner["chunk_size"], winner["conv"], "measured", tuple(candidates),
+  eval_candidates = _measure_eval_blocks(config, data, fns, mesh, winner["chunk_size"],
+                                         winner["conv"], template)
+  eval_winner = max(eval_candidates, key=lambda c: c["model_examples_per_s"])
+  chunking = Chunking(winner["chunk_size"], winner["conv"], "measured",
+                      eval_winner["eval_block"], tuple(candidates), tuple(eval_candidates),
                       time.perf_counter() - t0)
   if cache:
     _write_cache(key, chunking.describe())
@@ -240,6 +254,37 @@ def _probe(config: TrainConfig, data: Dataset, fns, mesh, chunk_size: int, conv:
       break
   timed = times[1:] or times
   return chunk_size * steps / min(timed), max(times)
+
+
+def _measure_eval_blocks(config: TrainConfig, data: Dataset, fns, mesh, chunk_size: int,
+                         conv: str | None, template: dict) -> list[dict]:
+  """Evaluation rates (model-examples per second) of the chunk at :data:`EVAL_BLOCKS` examples
+  per block (up to the engine's memory rule), on up to :data:`EVAL_PROBE_EXAMPLES` training
+  examples; a sweep stops at a block under :data:`SLOWER` of the best."""
+  limit = engine_lib.default_eval_block(fns, data, chunk_size // mesh.size)
+  n = min(data.num_train, EVAL_PROBE_EXAMPLES)  # training examples, as a "test" split
+  probe = dataclasses.replace(data, x_test=data.x_train[:n], y_test=data.y_train[:n],
+                              canaries=None)
+  blocks = sorted({min(b, limit, probe.num_test) for b in EVAL_BLOCKS})
+  results, best = [], 0.0
+  for block in blocks:
+    engine = engine_lib.Engine(probe, config, 1, chunk_size, mesh, fns=fns, conv=conv,
+                               eval_block=block)
+    state = jax.tree.map(lambda a: engine.shard(np.repeat(a, chunk_size // mesh.size, 0)),
+                         template["state"])
+    engine.evaluate(state, "test", with_queries=False)  # compile
+    times = []
+    start = time.perf_counter()
+    while len(times) < 2 or (time.perf_counter() - start < PROBE_SECONDS and len(times) < 50):
+      t0 = time.perf_counter()
+      engine.evaluate(state, "test", with_queries=False)
+      times.append(time.perf_counter() - t0)
+    rate = chunk_size * probe.num_test / min(times)
+    results.append({"eval_block": block, "model_examples_per_s": round(rate, 1)})
+    best = max(best, rate)
+    if rate < SLOWER * best:
+      break
+  return results
 
 
 def cache_key(config: TrainConfig, data: Dataset, devices: int, top: int, convs) -> str:

@@ -73,13 +73,17 @@ def test_choose_picks_the_fastest_candidate_and_stops_a_sweep_early(small_digits
     tried.append(chunk_size)
     return rates[chunk_size], 0.01
 
+  blocks = [{"eval_block": 32, "model_examples_per_s": 5.0},
+            {"eval_block": 64, "model_examples_per_s": 9.0}]
   monkeypatch.setattr(tuning, "_probe", fake_probe)
+  monkeypatch.setattr(tuning, "_measure_eval_blocks", lambda *a: blocks)
   config = TrainConfig(model="mlp", num_models=256, memory_budget=1 << 40)
   fns = engine.model_fns(config, small_digits)
   chunking = tuning.choose(config, small_digits, fns, 256, engine.make_mesh(), 5, cache=False)
   assert tried == [1, 4, 16]  # 200 < 0.8 * 300: larger chunks are not tried
   assert (chunking.chunk_size, chunking.source) == (4, "measured")
   assert [c["model_steps_per_s"] for c in chunking.candidates] == [100.0, 300.0, 200.0]
+  assert chunking.eval_block == 64 and chunking.eval_candidates == tuple(blocks)
 
 
 @pytest.mark.slow
@@ -94,6 +98,8 @@ def test_measured_chunking_is_cached_and_reported(small_digits, tmp_path, monkey
   assert sizes[0] == 1 and run.info["chunk_size"] == chunking["chunk_size"] in sizes
   best = max(chunking["candidates"], key=lambda c: c["model_steps_per_s"])
   assert best["chunk_size"] == chunking["chunk_size"]
+  fastest_block = max(chunking["eval_candidates"], key=lambda c: c["model_examples_per_s"])
+  assert chunking["eval_block"] == fastest_block["eval_block"] == run.info["eval_block"]
   on_disk = json.loads((tmp_path / "run" / "run.json").read_text())["chunking"]
   assert on_disk["chunk_size"] == chunking["chunk_size"]
   cache = json.loads((tmp_path / "cache" / "chunking.json").read_text())
