@@ -7,7 +7,6 @@ import math
 import jax
 import pytest
 
-import memjax
 from memjax import models as models_lib
 
 from conftest import load_benchmark
