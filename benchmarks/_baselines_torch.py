@@ -10,8 +10,9 @@ PyTorch user writes.
   ``torch._foreach_*`` ops. Models are trained in chunks of at most ``chunk`` models (the same
   memory policy memjax uses), each chunk one after another.
 
-Same architectures as memjax (``memjax.models``), same per-model subsets, batch size, steps per
-epoch with wrap-around and optimizer; images are fed NCHW (PyTorch's native layout). Threads:
+Same architectures as memjax (``memjax.models``: logreg, mlp, cnn, vgg, resnet, vit, gpt) with
+the same parameter counts (:func:`build_model` checks), same per-model subsets, batch size, steps
+per epoch with wrap-around and optimizer; images are fed NCHW (PyTorch's native layout). Threads:
 ``torch.set_num_threads(2)`` (all cores of the 2-core benchmark machine). Runs on CUDA when
 this torch build has it, else on the CPU.
 
@@ -93,6 +94,35 @@ class ResNet(nn.Module):
     return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
 
 
+class VGG(nn.Module):
+  """VGG-style network, as memjax.models.VGG: ``stages`` stages of ``depth`` ConvBN layers
+  (``width * 2**s`` channels), a 2x2 max-pool after each stage, global average pooling, a head."""
+
+  def __init__(self, input_shape, num_classes: int, width: int = 16, depth: int = 1,
+               stages: int | None = None, norm: str = "batch"):
+    super().__init__()
+    if norm != "batch":
+      raise ValueError(f"the torch VGG baseline has BatchNorm only (norm={norm!r})")
+    h, w, c = input_shape
+    max_stages = max(1, int(math.log2(min(h, w))) - 1)
+    stages = min(4, max_stages) if stages is None else stages
+    layers, c_in = [], c
+    for s in range(stages):
+      for _ in range(depth):
+        layers.append(ConvBN(c_in, width * 2 ** s))
+        c_in = width * 2 ** s
+    self.layers = nn.ModuleList(layers)
+    self.depth = depth
+    self.head = nn.Linear(c_in, num_classes)
+
+  def forward(self, x):
+    for i, layer in enumerate(self.layers):
+      x = layer(x)
+      if (i + 1) % self.depth == 0 and min(x.shape[2:]) >= 2:
+        x = F.max_pool2d(x, 2)
+    return self.head(x.mean(dim=(2, 3)))
+
+
 def _gelu_tanh(x):
   return F.gelu(x, approximate="tanh")  # jax.nn.gelu's default
 
@@ -129,6 +159,48 @@ class GPT(nn.Module):
     return self.head(self.norm(h))
 
 
+class ViT(nn.Module):
+  """memjax.models.ViT in PyTorch: images NCHW -> logits [B, num_classes].
+
+  Non-overlapping ``patch`` x ``patch`` patches (flattened row-major as memjax's ``patchify``:
+  patch row, patch column, channel) embedded by one linear layer, a learned position embedding
+  (N(0, 0.02^2)), ``depth`` pre-norm ``nn.TransformerEncoderLayer`` s (no mask, tanh-GELU MLP of
+  ``mlp_ratio * width``, LayerNorm eps 1e-6 as flax's, no dropout), a final LayerNorm, the mean
+  over tokens and a linear head: memjax's parameter count. Sizes and the default patch are
+  memjax's own (``size``, ``width``, ``depth``, ``heads``, ``patch``).
+  """
+
+  def __init__(self, input_shape, num_classes: int, size: str | None = None,
+               width: int | None = None, depth: int | None = None, heads: int | None = None,
+               patch: int | None = None, mlp_ratio: float = 4.0, dropout: float = 0.0):
+    super().__init__()
+    from memjax import models as models_lib
+    if dropout:
+      raise ValueError("the torch ViT baseline has no dropout")
+    h, w, c = input_shape
+    width, depth, heads = models_lib._vit_dims(size, width, depth, heads)
+    self.patch = models_lib._vit_patch(h, w, patch)
+    tokens = (h // self.patch) * (w // self.patch)
+    self.embed = nn.Linear(self.patch * self.patch * c, width)
+    self.position = nn.Parameter(0.02 * torch.randn(tokens, width))
+    self.blocks = nn.ModuleList([
+        nn.TransformerEncoderLayer(width, heads, dim_feedforward=int(round(mlp_ratio * width)),
+                                   dropout=0.0, activation=_gelu_tanh, layer_norm_eps=1e-6,
+                                   batch_first=True, norm_first=True)
+        for _ in range(depth)])
+    self.norm = nn.LayerNorm(width, eps=1e-6)
+    self.head = nn.Linear(width, num_classes)
+
+  def forward(self, x):
+    b, c, h, w = x.shape
+    p = self.patch
+    x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)  # [B, h, w, p, p, C]
+    x = self.embed(x.reshape(b, (h // p) * (w // p), p * p * c)) + self.position
+    for block in self.blocks:
+      x = block(x)
+    return self.head(self.norm(x).mean(dim=1))
+
+
 def lm_loss(logits, targets):
   """The batch mean of each sequence's mean next-token cross-entropy over its scored positions
   (targets >= 0), as ``_baselines_flax.lm_loss``. logits [B, L, V], targets [B, L] -> scalar."""
@@ -145,7 +217,17 @@ def token_accuracy(logits, targets):
 
 
 def build_model(workload) -> nn.Module:
-  """The workload's architecture as a torch module (inputs NCHW for images)."""
+  """The workload's architecture as a torch module (inputs NCHW for images), with memjax's
+  parameter count (checked: a ValueError if they differ)."""
+  model = _build(workload)
+  count = sum(p.numel() for p in model.parameters())
+  if count != workload.num_params:
+    raise ValueError(f"the torch {workload.model} has {count:,} parameters, memjax's "
+                     f"{workload.num_params:,} (model_kwargs {workload.model_kwargs})")
+  return model
+
+
+def _build(workload) -> nn.Module:
   shape, classes, kw = workload.data.feature_shape, workload.data.num_classes, workload.model_kwargs
   if workload.model == "gpt":
     from memjax import models as models_lib
@@ -171,8 +253,14 @@ def build_model(workload) -> nn.Module:
     flat = (h // 2 ** len(channels)) * (w // 2 ** len(channels)) * channels[-1]
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(),
                          nn.Linear(hidden, classes))
+  if workload.model == "vgg":
+    return VGG(shape, classes, **kw)
   if workload.model == "resnet":
-    return ResNet(shape[-1], classes, **kw)
+    if kw.get("norm", "batch") != "batch":
+      raise ValueError(f"the torch ResNet baseline has BatchNorm only (norm={kw['norm']!r})")
+    return ResNet(shape[-1], classes, **{k: v for k, v in kw.items() if k != "norm"})
+  if workload.model == "vit":
+    return ViT(shape, classes, **kw)
   raise ValueError(f"no torch baseline for model {workload.model!r}")
 
 

@@ -58,7 +58,6 @@ baselines' own (``_baselines_flax.sequence_cross_entropy``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import string
@@ -81,8 +80,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling mo
 from _baselines_flax import (CellResult, Plan, flax_loop, lm_loss,  # noqa: E402
                              make_optimizer, token_accuracy)
 from _baselines_flax import scanned_loop  # noqa: E402
-from throughput import (log, machine, make_keep, matmul_peak_jax, table,  # noqa: E402
-                        to_json, torch_device_or_none, uptime)
+from _common import (Workload, log, machine, make_keep, matmul_peak_jax,  # noqa: E402
+                     memjax_chunk_size, table, to_json, torch_device_or_none, uptime)
 
 COLUMNS = {
     "memjax": "(1) memjax engine",
@@ -91,39 +90,7 @@ COLUMNS = {
     "torch_loop": "(4) PyTorch loop",
 }
 BASELINES = ("flax_loop", "scanned", "torch_loop")
-
-
-@dataclasses.dataclass
-class Workload:
-  """GPTs on one language-model dataset (the attributes the baselines read).
-
-  Attributes:
-    key, title: short name and description.
-    model, model_kwargs: the memjax model ("gpt") and its keyword arguments.
-    data: the memjax Dataset: x [N, L] int32 tokens, y [N, L] int32 targets (-1 not scored).
-    epochs: epochs per model.
-    learning_rate: Adam's constant learning rate.
-  """
-
-  key: str
-  title: str
-  model: str
-  model_kwargs: dict
-  data: Any
-  epochs: int
-  learning_rate: float = 3e-3
-
-  @property
-  def config(self) -> TrainConfig:
-    return TrainConfig(model=self.model, model_kwargs=self.model_kwargs)
-
-  @property
-  def num_params(self) -> int:
-    return engine_lib.model_fns(self.config, self.data).num_params
-
-  @property
-  def sequence_length(self) -> int:
-    return int(self.data.x_train.shape[1])
+QUICK_MODEL = {"width": 16, "depth": 1, "heads": 2}  # --quick's gpt (with tiny synthetic data)
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -207,14 +174,11 @@ _ENGINES: dict = {}
 
 
 def memjax_chunk(workload: Workload, plan: Plan, chunk: str | int = "auto") -> int:
-  """Models per chunk: ``chunk`` if a number, else what ``memjax.train`` would pick."""
+  """Models per chunk: ``chunk`` if a number, else what ``memjax.train`` would pick
+  (``_common.memjax_chunk_size``)."""
   if chunk != "auto":
     return max(1, min(plan.num_models, int(chunk)))
-  from memjax import runner
-  config = memjax_config(workload, plan)
-  fns = engine_lib.model_fns(config, workload.data)
-  return runner._chunk_size(config, fns, workload.data, plan.num_models, len(jax.devices()),
-                            jax.default_backend())
+  return memjax_chunk_size(memjax_config(workload, plan), workload.data, plan.num_models)
 
 
 def run_memjax(workload: Workload, plan: Plan, chunk: int, cap_s: float) -> CellResult:
@@ -379,9 +343,8 @@ def parse_args(argv=None):
   args = p.parse_args(argv)
   args.models = [int(m) for m in (args.models or ("1,2" if args.quick else
                                                   "1,16,64,256")).split(",")]
-  quick_model = {"width": 16, "depth": 1, "heads": 2}
   args.model_kwargs = (json.loads(args.model_kwargs) if args.model_kwargs
-                       else (quick_model if args.quick else {}))
+                       else (QUICK_MODEL if args.quick else {}))
   args.batch_size = args.batch_size or (8 if args.quick else 32)
   args.epochs = args.epochs or (1 if args.quick else 2)
   args.max_seconds = args.max_seconds or (2.0 if args.quick else 20.0)

@@ -1,18 +1,35 @@
-"""Training throughput of memjax against the loops people write without it.
+"""Training and evaluation throughput of memjax against the loops people write without it.
 
 Every column does the same work in the same run: M models of one architecture, each on its own
 random subset of n_in = round(0.5 * N) training examples (the same keep masks for every column),
 batch size B per model, S = ceil(n_in / B) steps per epoch (the last batch wraps around the
 model's own shuffled subset), a fresh shuffle per model per epoch, SGD with Nesterov momentum
-0.9, weight decay 5e-4 and a constant learning rate of 0.1.
+0.9, weight decay 5e-4 and a constant learning rate (the language model: Adam, see W6).
+
+Workloads (``--workloads``, a comma list of keys, family names or "all"):
+  w0 = w0a digits logistic regression 64-10 and w0b digits MLP 64-32-10 (10 epochs);
+  w1   digits MLP 64-256-256-10 (10 epochs);
+  w2   ``cnn`` conv32-conv64-fc128 (alias cnn), CIFAR-shaped synthetic data, 1 epoch;
+  w3   ``resnet`` width 16, depth 1 (alias resnet), CIFAR-shaped, 1 epoch;
+  w4   ``vgg`` width 16, depth 1: four conv-BN-ReLU stages of 16-128 channels (alias vgg);
+  w5   ``vit`` patch 4 (64 tokens), width 64, depth 2, 4 heads (alias vit), CIFAR-shaped;
+  w6   ``gpt`` nano on the embedded pydoc sentences (alias lm), Adam 3e-3, batches of 32
+       sequences, 2 epochs: ``lm_throughput.py``'s columns (its memjax column is the engine
+       epoch by epoch; torch.func is not run for it).
+Default on CPU: w0,w1,w2 at M = 1, 16, 64, 256 (about 10 minutes on 2 cores with the evaluation
+table), plus w3 off-CPU or with ``--resnet``; "all" adds w3-w6 (about 20 more minutes on 2
+cores). ``--accelerator`` runs the accelerator-sized workloads (w2-w6 at M = 64, 256, 1024; the
+CIFAR-shaped data at CIFAR-10's size, 50,000 training and 10,000 test examples; the GPT "micro")
+unchanged on a GPU or TPU; on a CPU it refuses unless ``--force``.
 
 Columns:
-  (1) memjax: ``memjax.train(data, model=..., keep=..., epochs=E, batch_size=B, ...)``;
-      throughput from ``run.info["timings"]["train_s"]`` (compile excluded), and also from the
-      wall time of the whole call (design, init, compile, training, evaluation, records).
+  (1) memjax: ``memjax.train(data, config=..., keep=...)``; throughput from
+      ``run.info["timings"]["train_s"]`` (compile excluded), and also from the wall time of the
+      whole call (design, init, compile, training, evaluation, records).
   (2) Flax loop: Python loops over models and minibatches calling one jitted NNX train step.
   (3) scanned loop: Python loop over models of one jitted ``lax.scan``-ned single-model epoch.
-  (4) PyTorch loop: ``nn.Module`` + ``torch.optim.SGD``, Python loops, 2 threads.
+  (4) PyTorch loop: ``nn.Module`` + ``torch.optim.SGD``, Python loops, 2 threads (torch
+      versions of every family, parameter counts checked equal to memjax's).
   (5) torch.func: ``stack_module_state`` + ``vmap(grad(functional_call))`` + manual SGD.
 
 Reported: model-epochs per second (M * E / training seconds), the ratio memjax / each column,
@@ -21,9 +38,26 @@ measured in the same run, and the mean test accuracy of the trained models (proo
 column really trained). Baseline cells get a time cap (``--max-seconds``): when it hits, fewer
 models / steps run, throughput is extrapolated per model-epoch and the cell is marked ``*``.
 
-  python benchmarks/throughput.py --quick                     # smoke run, seconds
-  python benchmarks/throughput.py --json /tmp/throughput.json # full run (~10-15 min on 2 cores)
+FLOPs (:func:`forward_flops_per_example`): XLA's cost analysis of one model's forward pass in
+inference mode on a batch, divided by the batch: the pre-optimisation HLO of the lowered
+program, convolutions traced as im2col (so every 3x3 tap counts, padding included, as in the
+usual 2 k^2 C_in C_out H W; elementwise ops count one FLOP each). Training counts 3x forward
+per example. A language model's example is one sequence of L tokens.
+
+Evaluation table (``--eval-models``, default 16 on CPU): memjax's engine
+(``memjax.engine.Engine`` + ``Chunk``, in the chunks memjax would pick) at M models times one
+training epoch (after compile) and the evaluation of the train and test splits (after a
+warm-up call), without and with query augmentations (images: ``augment="flip"``,
+``query_augmentations=2``, the plain and the flipped image; text: the LiRA statistic on the plain
+sequence, A = 1), and prints the evaluation's forward GFLOP/s next to training's (3x forward
+FLOPs per example) and their ratio. ``--eval-only`` prints only these tables.
+
+  python benchmarks/throughput.py --quick                     # smoke run (~1 min on 2 cores)
+  python benchmarks/throughput.py --json /tmp/throughput.json # w0,w1,w2 (~10 min on 2 cores)
+  python benchmarks/throughput.py --workloads all --json /tmp/all.json     # every family
+  python benchmarks/throughput.py --workloads all --eval-only --eval-models 16,64
   python benchmarks/throughput.py --workloads w2 --models 1,16 --max-seconds 10
+  python benchmarks/throughput.py --accelerator --json /tmp/gpu.json  # on a GPU / TPU
 """
 
 from __future__ import annotations
@@ -33,22 +67,26 @@ import dataclasses
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 import traceback
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import memjax
 from memjax import engine as engine_lib
+from memjax import models as models_lib
 from memjax.config import TrainConfig
 
-from _baselines_flax import CellResult, Plan, flax_loop, scanned_loop
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules below
+
+import lm_throughput  # noqa: E402
+from _baselines_flax import CellResult, Plan, flax_loop, scanned_loop  # noqa: E402
+from _common import (KEEP_RATIO, Workload, log, machine, make_keep,  # noqa: E402, F401
+                     matmul_peak_jax, memjax_chunk_size, table, to_json, torch_device_or_none,
+                     uptime)
 
 COLUMNS = {
     "memjax": "(1) memjax (train_s)",
@@ -60,44 +98,22 @@ COLUMNS = {
 }
 BASELINES = ("flax_loop", "scanned", "torch_loop", "torch_func")
 LOOP_COLUMNS = ("flax_loop", "scanned", "torch_loop")
-KEEP_RATIO = 0.5
-
-
-@dataclasses.dataclass
-class Workload:
-  """One architecture on one dataset.
-
-  Attributes:
-    key: short name (w0a, w0b, w1, w2, w3).
-    title: description printed above its tables.
-    model, model_kwargs: the memjax model.
-    data: the memjax Dataset.
-    epochs: epochs per model.
-    learning_rate: constant learning rate of every column (0.1 diverges for the CNNs).
-  """
-
-  key: str
-  title: str
-  model: str
-  model_kwargs: dict
-  data: Any
-  epochs: int
-  learning_rate: float = 0.1
-
-  @property
-  def config(self) -> TrainConfig:
-    return TrainConfig(model=self.model, model_kwargs=self.model_kwargs)
-
-  @property
-  def num_params(self) -> int:
-    return engine_lib.model_fns(self.config, self.data).num_params
+WORKLOAD_KEYS = ("w0a", "w0b", "w1", "w2", "w3", "w4", "w5", "w6")
+WORKLOAD_GROUPS = {  # --workloads names for several keys or by family
+    "w0": ("w0a", "w0b"), "logreg": ("w0a",), "mlp": ("w0b", "w1"), "cnn": ("w2",),
+    "resnet": ("w3",), "vgg": ("w4",), "vit": ("w5",), "lm": ("w6",), "gpt": ("w6",),
+    "all": WORKLOAD_KEYS}
+IMAGE_KEYS = ("w2", "w3", "w4", "w5")  # the workloads on the CIFAR-shaped data
+ACCELERATOR = {"workloads": "w2,w3,w4,w5,w6", "models": "64,256,1024", "cnn_train": 50_000,
+               "cnn_test": 10_000, "eval_models": "64,256", "lm_size": "micro"}
 
 
 # ---- data and workloads ------------------------------------------------------------------------
 def cifar_like(num_train: int, num_test: int = 512, seed: int = 0):
   """Synthetic CIFAR-shaped data (32x32x3, 10 classes): a smooth class template plus noise.
 
-  Learnable in an epoch or two (so accuracies show real training), same shapes as CIFAR-10.
+  Learnable in an epoch or two (so accuracies show real training), same shapes as CIFAR-10:
+  x_train [num_train, 32, 32, 3] float32, y_train [num_train] int32 (and the test split).
   """
   rng = np.random.default_rng(seed)
   coarse = rng.normal(size=(10, 4, 4, 3)).astype(np.float32)
@@ -112,101 +128,148 @@ def cifar_like(num_train: int, num_test: int = 512, seed: int = 0):
   return memjax.from_arrays(x_train, y_train, x_test, y_test, name="cifar_like", num_classes=10)
 
 
+def workload_keys(spec: str) -> list[str]:
+  """``--workloads`` (comma list of keys, family names or "all") -> keys in WORKLOAD_KEYS order."""
+  keys = set()
+  for name in filter(None, (n.strip().lower() for n in spec.split(","))):
+    if name not in WORKLOAD_KEYS and name not in WORKLOAD_GROUPS:
+      raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOAD_KEYS)}, "
+                       f"{', '.join(WORKLOAD_GROUPS)}")
+    keys.update(WORKLOAD_GROUPS.get(name, (name,)))
+  return [k for k in WORKLOAD_KEYS if k in keys]
+
+
+def lm_workload(args) -> Workload:
+  """W6: GPTs on the pydoc sentences, ``lm_throughput.py``'s setting (--quick: a tiny GPT on tiny
+  synthetic text; --accelerator: the "micro" size)."""
+  data, note = lm_throughput.load_data("pydoc", args.quick)
+  kwargs = (dict(lm_throughput.QUICK_MODEL) if args.quick
+            else {"size": ACCELERATOR["lm_size"]} if args.accelerator else {})
+  name = json.dumps(kwargs) if kwargs else "nano: width 64, depth 2, 4 heads"
+  return Workload("w6", f"W6 GPT ({name}) on {data.name} ({note}), Adam 3e-3",
+                  "gpt", kwargs, data, args.epochs or (1 if args.quick else 2), 3e-3,
+                  batch_size=8 if args.quick else 32)
+
+
 def make_workloads(args) -> list[Workload]:
-  """The workloads selected by ``--workloads`` (W3 only off-CPU or with ``--resnet``)."""
-  digits = memjax.load("digits")
+  """The workloads selected by ``--workloads`` (W3 also off-CPU or with ``--resnet``)."""
   keys = set(args.workloads)
   if args.resnet or (jax.default_backend() != "cpu" and not args.quick):
     keys.add("w3")
-  cifar = cifar_like(args.cnn_train) if keys & {"w2", "w3"} else None
+  digits = memjax.load("digits") if keys & {"w0a", "w0b", "w1"} else None
+  cifar = cifar_like(args.cnn_train, args.cnn_test) if keys & set(IMAGE_KEYS) else None
+  on_cifar = "on CIFAR-shaped synthetic data"
 
   def epochs(default):
     return args.epochs or (1 if args.quick else default)
 
-  all_workloads = [
-      ("w0", Workload("w0a", "W0a digits logistic regression 64-10", "logreg", {}, digits,
-                      epochs(10))),
-      ("w0", Workload("w0b", "W0b digits MLP 64-32-10", "mlp", {"widths": (32,)}, digits,
-                      epochs(10))),
-      ("w1", Workload("w1", "W1 digits MLP 64-256-256-10", "mlp", {}, digits, epochs(10))),
-      ("w2", Workload("w2", "W2 small CNN conv32-conv64-fc128 on CIFAR-shaped synthetic data",
-                      "cnn", {}, cifar, epochs(1), 0.02)),
-      ("w3", Workload("w3", "W3 ResNet (width 16, depth 1) on CIFAR-shaped synthetic data",
-                      "resnet", {}, cifar, epochs(1), 0.02)),
-  ]
-  return [w for k, w in all_workloads if k in keys]
+  makers = {
+      "w0a": lambda: Workload("w0a", "W0a digits logistic regression 64-10", "logreg", {},
+                              digits, epochs(10)),
+      "w0b": lambda: Workload("w0b", "W0b digits MLP 64-32-10", "mlp", {"widths": (32,)},
+                              digits, epochs(10)),
+      "w1": lambda: Workload("w1", "W1 digits MLP 64-256-256-10", "mlp", {}, digits,
+                             epochs(10)),
+      "w2": lambda: Workload("w2", f"W2 small CNN conv32-conv64-fc128 {on_cifar}", "cnn", {},
+                             cifar, epochs(1), 0.02),
+      "w3": lambda: Workload("w3", f"W3 ResNet (width 16, depth 1) {on_cifar}", "resnet", {},
+                             cifar, epochs(1), 0.02),
+      "w4": lambda: Workload("w4", f"W4 VGG (width 16, depth 1: 4 stages, 16-128 channels) "
+                             f"{on_cifar}", "vgg", {"width": 16, "depth": 1}, cifar, epochs(1),
+                             0.1),
+      "w5": lambda: Workload("w5", f"W5 ViT (patch 4: 64 tokens, width 64, depth 2, 4 heads) "
+                             f"{on_cifar}", "vit",
+                             {"patch": 4, "width": 64, "depth": 2, "heads": 4}, cifar, epochs(1),
+                             0.05),
+      "w6": lambda: lm_workload(args),
+  }
+  return [makers[k]() for k in WORKLOAD_KEYS if k in keys]
 
 
-def make_keep(num_models: int, num_examples: int, seed: int = 0) -> np.ndarray:
-  """[M, N] bool: every model gets exactly round(0.5 * N) examples, drawn at random."""
-  rng = np.random.default_rng(seed)
-  n_in = int(round(KEEP_RATIO * num_examples))
-  keep = np.zeros((num_models, num_examples), bool)
-  for m in range(num_models):
-    keep[m, rng.choice(num_examples, n_in, replace=False)] = True
-  return keep
+def is_lm(workload: Workload) -> bool:
+  return workload.task == "language_model"
 
 
 def make_plan(workload: Workload, num_models: int, batch_size: int) -> Plan:
+  """The cell's work: keep masks, epochs, B (the workload's own, else ``batch_size``), S and the
+  optimizer (the language model: ``lm_throughput.make_plan``'s Adam)."""
+  batch_size = workload.batch_size or batch_size
+  if is_lm(workload):
+    return lm_throughput.make_plan(workload, num_models, batch_size)
   keep = make_keep(num_models, workload.data.num_train)
   return Plan(keep=keep, epochs=workload.epochs, batch_size=batch_size,
               steps=engine_lib.steps_per_epoch(keep, batch_size),
               learning_rate=workload.learning_rate)
 
 
+def memjax_config(workload: Workload, plan: Plan, **changes) -> TrainConfig:
+  """memjax's TrainConfig for the plan's work (no augmentation), with ``changes``; the language
+  model: ``lm_throughput.memjax_config`` (the plan's Adam)."""
+  if is_lm(workload):
+    return lm_throughput.memjax_config(workload, plan).replace(**changes)
+  return TrainConfig(model=workload.model, model_kwargs=workload.model_kwargs,
+                     epochs=plan.epochs, batch_size=plan.batch_size, schedule="constant",
+                     learning_rate=plan.learning_rate, momentum=plan.momentum, nesterov=True,
+                     weight_decay=plan.weight_decay, augment="none", seed=0).replace(**changes)
+
+
 # ---- FLOPs -------------------------------------------------------------------------------------
-def flops_per_example(workload: Workload) -> float:
-  """Training FLOPs per example (forward + backward = 3x forward).
+_FORWARD_FLOPS: dict = {}
 
-  Dense layers: 6 * params. Convolutions: 3 * 2*H_out*W_out*k*k*C_in*C_out (biases, ReLU,
-  pooling, BatchNorm and the optimizer update are not counted).
+
+def forward_flops_per_example(workload: Workload, batch: int = 8) -> float:
+  """Forward FLOPs of one model on one example (one sequence for a language model), inference
+  mode, by XLA's cost analysis.
+
+  The forward pass ``apply(params, state, x [batch, *feature_shape], train=False) -> logits`` of
+  one model is lowered (abstract inputs: nothing runs or compiles) and the FLOPs of its
+  pre-optimisation HLO are divided by ``batch``. Convolutions are traced as im2col
+  (``memjax.models.conv_implementation``) on every backend, so every 3x3 tap counts, padding
+  included (2 k^2 C_in C_out H_out W_out, the usual convention; ``lax.conv``'s count skips the
+  padding taps, ~6% fewer for these nets) and the count does not depend on the device. Dense
+  layers count 2 (in x out), elementwise ops (bias, ReLU, BatchNorm, softmax, LayerNorm) one per
+  element; transcendentals are not FLOPs. The optimised program's count is not used: on XLA:CPU
+  it adds the index arithmetic that the im2col gathers fuse into (+15% for the ResNet).
+  Cached per (model, kwargs, data shape).
   """
-  if workload.model in ("logreg", "mlp"):
-    return 6.0 * workload.num_params
-  h, w, c = workload.data.feature_shape
-  classes = workload.data.num_classes
-  kw = workload.model_kwargs
-  if workload.model == "cnn":
-    channels, hidden = tuple(kw.get("channels", (32, 64))), kw.get("hidden", 128)
-    convs = 0.0
-    for c_out in channels:
-      convs += 2.0 * h * w * 9 * c * c_out
-      h, w, c = h // 2, w // 2, c_out
-    dense = h * w * c * hidden + hidden + hidden * classes + classes
-    return 3.0 * convs + 6.0 * dense
-  if workload.model == "resnet":
-    width, depth = kw.get("width", 16), kw.get("depth", 1)
-    convs = 2.0 * h * w * 9 * c * width
-    c = width
-    for stage in range(3):
-      for b in range(depth):
-        stride = 2 if stage > 0 and b == 0 else 1
-        c_out = width * 2 ** stage
-        h, w = math.ceil(h / stride), math.ceil(w / stride)
-        convs += 2.0 * h * w * 9 * (c * c_out + c_out * c_out)
-        if stride != 1 or c != c_out:
-          convs += 2.0 * h * w * c * c_out
-        c = c_out
-    return 3.0 * convs + 6.0 * (c * classes + classes)
-  raise ValueError(workload.model)
+  data = workload.data
+  key = (workload.model, json.dumps(workload.model_kwargs, sort_keys=True, default=str),
+         tuple(data.feature_shape), str(data.x_train.dtype), data.num_classes, batch)
+  if key not in _FORWARD_FLOPS:
+    fns = engine_lib.model_fns(workload.config, data)
+    params, state = jax.eval_shape(fns.init, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((batch, *data.feature_shape), data.x_train.dtype)
+
+    def forward(params, state, x):  # a fresh function: jit caches traces per function object
+      return fns.apply(params, state, x, False)[0]
+
+    with models_lib.conv_implementation("im2col"):
+      lowered = jax.jit(forward).lower(params, state, x)
+    _FORWARD_FLOPS[key] = _flops(lowered) / batch
+  return _FORWARD_FLOPS[key]
 
 
-# ---- peaks and machine state -------------------------------------------------------------------
-def matmul_peak_jax(n: int = 4096, reps: int = 4) -> float:
-  """GFLOP/s of a float32 n x n jnp.dot, best of ``reps`` (after one warm-up)."""
-  key_a, key_b = jax.random.split(jax.random.key(0))
-  a = jax.random.normal(key_a, (n, n), jnp.float32)
-  b = jax.random.normal(key_b, (n, n), jnp.float32)
-  dot = jax.jit(jnp.dot)
-  dot(a, b).block_until_ready()
-  best = math.inf
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    dot(a, b).block_until_ready()
-    best = min(best, time.perf_counter() - t0)
-  return 2.0 * n ** 3 / best / 1e9
+def _flops(lowered) -> float:
+  """FLOPs of a lowered program's HLO (compiled only if the backend cannot analyse it)."""
+  try:
+    cost = lowered.cost_analysis()
+  except Exception:  # some backends analyse compiled programs only
+    cost = None
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  if not cost or "flops" not in cost:
+    cost = lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"])
 
 
+def flops_per_example(workload: Workload) -> float:
+  """Training FLOPs per example: forward + backward = 3x :func:`forward_flops_per_example`
+  (the optimizer update is not counted)."""
+  return 3.0 * forward_flops_per_example(workload)
+
+
+# ---- peaks -------------------------------------------------------------------------------------
 def matmul_peak_torch(n: int = 4096, reps: int = 4) -> float | None:
   """GFLOP/s of a float32 n x n torch.mm on 2 threads (context for the torch columns)."""
   try:
@@ -224,29 +287,6 @@ def matmul_peak_torch(n: int = 4096, reps: int = 4) -> float | None:
   return 2.0 * n ** 3 / best / 1e9
 
 
-def uptime() -> str:
-  """The output of ``uptime`` (load averages), or os.getloadavg() if it is missing."""
-  try:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return "load average: %.2f, %.2f, %.2f" % os.getloadavg()
-
-
-def machine() -> dict:
-  import flax
-  import optax
-  info = {"python": platform.python_version(), "platform": platform.platform(),
-          "cpus": os.cpu_count(), "jax": jax.__version__, "flax": flax.__version__,
-          "optax": optax.__version__, "memjax": memjax.__version__,
-          "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
-  try:
-    import torch
-    info["torch"] = torch.__version__
-  except ImportError:
-    info["torch"] = None
-  return info
-
-
 # ---- the columns -------------------------------------------------------------------------------
 def run_memjax(workload: Workload, plan: Plan, num_run: int | None = None
                ) -> tuple[CellResult, CellResult]:
@@ -258,11 +298,8 @@ def run_memjax(workload: Workload, plan: Plan, num_run: int | None = None
   """
   keep = plan.keep if num_run is None else plan.keep[:num_run]
   t0 = time.perf_counter()
-  run = memjax.train(workload.data, model=workload.model, model_kwargs=workload.model_kwargs,
-                     keep=keep, epochs=plan.epochs, batch_size=plan.batch_size,
-                     progress=False, schedule="constant", learning_rate=plan.learning_rate,
-                     momentum=plan.momentum, nesterov=True, weight_decay=plan.weight_decay,
-                     augment="none", seed=0)
+  run = memjax.train(workload.data, config=memjax_config(workload, plan), keep=keep,
+                     progress=False)
   wall = time.perf_counter() - t0
   timings = run.info["timings"]
   assert run.info["steps_per_epoch"] == plan.steps, (run.info["steps_per_epoch"], plan.steps)
@@ -286,13 +323,14 @@ def memjax_models_to_run(workload: Workload, plan: Plan, previous: Any, cap_s: f
   rate = previous.me_per_s
   if plan.model_epochs / rate <= cap_s:
     return None
-  chunk = memjax_chunk(workload, plan.batch_size, plan.num_models)
+  chunk = memjax_chunk_size(memjax_config(workload, plan), workload.data, plan.num_models)
   fits = max(chunk, int(cap_s * rate / plan.epochs) // chunk * chunk)
   return fits if fits < plan.num_models else None
 
 
 def memjax_chunk(workload: Workload, batch_size: int, num_models: int) -> int:
-  """memjax's default models per chunk (memory budget / estimated bytes per model)."""
+  """torch.func's models per chunk: memjax's memory rule (the memory budget over the estimated
+  bytes per model), without its CPU cache rule (``_common.memjax_chunk_size`` has both)."""
   config = workload.config.replace(batch_size=batch_size)
   fns = engine_lib.model_fns(config, workload.data)
   per_model = engine_lib.bytes_per_model(fns, workload.data, config)
@@ -300,7 +338,8 @@ def memjax_chunk(workload: Workload, batch_size: int, num_models: int) -> int:
 
 
 def column_runners(args, torch_device: str | None) -> dict[str, Callable]:
-  """name -> f(workload, plan) -> CellResult, for the selected baseline columns."""
+  """name -> f(workload, plan) -> CellResult, for the selected baseline columns (column (1)
+  is :func:`run_memjax`)."""
   cap = args.max_seconds
   runners = {"flax_loop": lambda w, p: flax_loop(w, p, cap),  # loops over models
              "scanned": lambda w, p: scanned_loop(w, p, cap)}
@@ -311,6 +350,14 @@ def column_runners(args, torch_device: str | None) -> dict[str, Callable]:
                                                        memjax_chunk(w, p.batch_size,
                                                                     p.num_models))
   return {k: v for k, v in runners.items() if k in args.columns}
+
+
+def lm_column_runners(args, torch_device: str | None) -> dict[str, Callable]:
+  """The language model's columns, ``lm_throughput.py``'s (memjax: its engine epoch by epoch,
+  in the chunks memjax picks; the loops with the per-token loss; no torch.func)."""
+  lm_args = argparse.Namespace(max_seconds=args.max_seconds, chunk="auto",
+                               memjax_max_seconds=args.memjax_max_seconds, columns=args.columns)
+  return lm_throughput.column_runners(lm_args, torch_device)
 
 
 def reuse_capped(name: str, cells: dict, num_models: int) -> CellResult | None:
@@ -330,16 +377,15 @@ def reuse_capped(name: str, cells: dict, num_models: int) -> CellResult | None:
   return dataclasses.replace(previous, note=f"rate of M={max(done)} (loop; cap hit there)")
 
 
-def log(message: str) -> None:
-  print(message, file=sys.stderr, flush=True)
-
-
 def run_workload(workload: Workload, args, runners: dict) -> dict:
-  """All columns x all M for one workload -> {column: {M: CellResult | str (error)}}."""
+  """All columns x all M for one workload -> {column: {M: CellResult | str (error)}}.
+
+  Column (1) is :func:`run_memjax` unless ``runners`` has its own "memjax" (the language model).
+  """
   results: dict[str, dict[int, Any]] = {c: {} for c in COLUMNS}
   for m in args.models:
     plan = make_plan(workload, m, args.batch_size)
-    if "memjax" in args.columns:
+    if "memjax" in args.columns and "memjax" not in runners:
       log(f"[{workload.key} M={m}] memjax ... (load {os.getloadavg()[0]:.2f})")
       previous = results["memjax"][max(results["memjax"])] if results["memjax"] else None
       try:
@@ -379,13 +425,6 @@ def _num(x: float) -> str:
   return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-  widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-  line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
-  sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-  return "\n".join([line(header), sep, *map(line, rows)])
-
-
 def ratio(results: dict, column: str, m: int) -> float | None:
   a, b = results["memjax"].get(m), results[column].get(m)
   if isinstance(a, CellResult) and isinstance(b, CellResult):
@@ -398,15 +437,17 @@ def workload_tables(workload: Workload, results: dict, models: list[int], peak: 
   """The markdown tables of one workload."""
   plan = make_plan(workload, 1, batch_size)
   fpe = flops_per_example(workload)
-  gflop_me = fpe * plan.steps * batch_size / 1e9
+  gflop_me = fpe * plan.steps * plan.batch_size / 1e9
   n_in = int(plan.keep[0].sum())
   head = ["column", *[f"M={m}" for m in models]]
   present = [c for c in COLUMNS if results[c]]
   star = lambda r: "*" if r.extrapolated else ""
+  example = f"sequence of L={workload.sequence_length}" if is_lm(workload) else "example"
   out = [f"### {workload.title}",
          f"{workload.num_params:,} params/model; N={workload.data.num_train}, n_in={n_in}, "
-         f"B={batch_size}, S={plan.steps} steps/epoch, {workload.epochs} epoch(s); "
-         f"{fpe / 1e6:.3g} MFLOP/example (fwd+bwd), {gflop_me:.3g} GFLOP per model-epoch.", "",
+         f"B={plan.batch_size}, S={plan.steps} steps/epoch, {workload.epochs} epoch(s); "
+         f"{fpe / 3e6:.3g} MFLOP per {example} forward (XLA), {fpe / 1e6:.3g} training (3x), "
+         f"{gflop_me:.3g} GFLOP per model-epoch.", "",
          "Model-epochs per second (`*` = cap hit, extrapolated from the part that ran):", ""]
   out.append(table(head, [[COLUMNS[c], *[_cell(results[c].get(m),
                                                 lambda r: _num(r.me_per_s) + star(r))
@@ -442,9 +483,180 @@ def workload_tables(workload: Workload, results: dict, models: list[int], peak: 
                           for c in present if c != "memjax_call"]))
   notes = sorted({f"{COLUMNS[c]} M={m}: {r.note}" for c in present
                   for m, r in results[c].items() if isinstance(r, CellResult) and r.note})
+  notes += workload_notes(workload, present)
   if notes:
     out += ["", "Notes: " + "; ".join(notes)]
   return "\n".join(out)
+
+
+def workload_notes(workload: Workload, present: list[str]) -> list[str]:
+  """What runs differently for this workload (the ViT's torch.func, the language model's
+  columns)."""
+  if workload.model == "vit" and "torch_func" in present:
+    return ["(5) torch.func: vmap has no batching rule for PyTorch's CPU flash attention (nor its "
+            "backward) and falls back to a loop over the models there (PyTorch's own warning)"]
+  if not is_lm(workload):
+    return []
+  notes = ["(1) is memjax's engine epoch by epoch (lm_throughput.py's column, training only; no "
+           "whole-call column), every column with Adam 3e-3 and the per-sequence mean token "
+           "cross-entropy; accuracy = test token accuracy"]
+  if "torch_func" not in present:
+    notes.append("(5) torch.func is not run for language models (its loss and step are the "
+                 "classification ones)")
+  return notes
+
+
+# ---- evaluation vs training -------------------------------------------------------------------
+EVAL_PASSES = (("train", False), ("train", True), ("test", False), ("test", True))
+
+
+@dataclasses.dataclass
+class EvalResult:
+  """memjax's engine on one workload at M models: one training epoch and the evaluations.
+
+  Every time is in seconds for the ``models_run`` models (all M unless the cap hit; whole chunks
+  of ``chunk_size``), compile and warm-up calls excluded.
+
+  Attributes:
+    num_models: M.
+    models_run: models trained and evaluated (``extrapolated`` if fewer than M).
+    chunk_size: models per chunk (what memjax picks, ``_common.memjax_chunk_size``).
+    queries: A, forward passes per example of an evaluation with queries (images: 2, the plain
+      and the flipped image; text: 1, the LiRA statistic on the plain sequence).
+    examples_per_epoch: S * B examples each model trains on per epoch.
+    split_sizes: {"train": N, "test": N_test}.
+    compile_s: the epoch program's compile.
+    train_s: one training epoch.
+    eval_s: {"train" | "test" | "train+queries" | "test+queries": evaluation seconds}.
+    first_call_s: the same passes' first calls on the first chunk (compile + one run).
+    forward_flops: forward FLOPs per example (:func:`forward_flops_per_example`).
+    extrapolated: the cap stopped it before all M models.
+  """
+
+  num_models: int
+  models_run: int
+  chunk_size: int
+  queries: int
+  examples_per_epoch: int
+  split_sizes: dict
+  compile_s: float
+  train_s: float
+  eval_s: dict = dataclasses.field(default_factory=dict)
+  first_call_s: dict = dataclasses.field(default_factory=dict)
+  forward_flops: float = 0.0
+  extrapolated: bool = False
+
+  def train_gflops(self) -> float:
+    """Training GFLOP/s: 3x forward FLOPs x examples trained / seconds."""
+    work = 3 * self.forward_flops * self.models_run * self.examples_per_epoch
+    return work / max(self.train_s, 1e-12) / 1e9
+
+  def eval_gflops(self, split: str, with_queries: bool) -> float:
+    """Evaluation GFLOP/s: forward FLOPs x forward passes (A with queries) / seconds."""
+    passes = self.queries if with_queries else 1
+    work = self.forward_flops * passes * self.models_run * self.split_sizes[split]
+    return work / max(self.eval_s[pass_name(split, with_queries)], 1e-12) / 1e9
+
+
+def pass_name(split: str, with_queries: bool) -> str:
+  return split + ("+queries" if with_queries else "")
+
+
+def eval_config(workload: Workload, plan: Plan) -> TrainConfig:
+  """The evaluation table's config: the plan's training, with 2 query augmentations (plain and
+  flipped; training flips at random too) for images; text as it is (A = 1)."""
+  if workload.data.x_train.ndim == 4:
+    return memjax_config(workload, plan, augment="flip", query_augmentations=2)
+  return memjax_config(workload, plan)
+
+
+def run_eval(workload: Workload, num_models: int, batch_size: int, cap_s: float) -> EvalResult:
+  """The evaluation table's cell: memjax's engine trains M models for one epoch and evaluates
+  the train and test splits without and with queries, chunk after chunk, until ``cap_s``
+  seconds have been timed (then whole chunks only; the rates are per model).
+
+  Every pass's first call on the first chunk is a warm-up (compile + run, reported apart); the
+  epoch program is compiled ahead of time (``Chunk.compile``). A pass that takes less than 0.2 s
+  is repeated (training: epochs 0, 1, ...) and timed by its mean.
+  """
+  plan = make_plan(workload, num_models, batch_size)
+  config = eval_config(workload, plan)
+  chunk = memjax_chunk_size(config, workload.data, num_models)
+  engine = engine_lib.Engine(workload.data, config, plan.steps, chunk)
+  result = EvalResult(num_models=num_models, models_run=0, chunk_size=chunk,
+                      queries=len(engine.queries), examples_per_epoch=plan.steps * plan.batch_size,
+                      split_sizes=dict(engine.num_examples), compile_s=0.0, train_s=0.0,
+                      eval_s={pass_name(*p): 0.0 for p in EVAL_PASSES},
+                      forward_flops=forward_flops_per_example(workload))
+  timed = 0.0
+  for lo in range(0, num_models, chunk):
+    hi = min(lo + chunk, num_models)
+    run = engine_lib.Chunk(engine, np.arange(lo, hi), plan.keep[lo:hi])
+    run.compile()  # once per engine
+    result.train_s += _seconds(run.train_epoch)  # returns host losses: synchronised
+    for split, queries in EVAL_PASSES:
+      name = pass_name(split, queries)
+      if lo == 0:
+        result.first_call_s[name] = _seconds(lambda _: run.evaluate(split, queries), 0.0)
+      result.eval_s[name] += _seconds(lambda _: run.evaluate(split, queries))  # host arrays
+    result.models_run = hi
+    timed = result.train_s + sum(result.eval_s.values())
+    if timed >= cap_s and hi < num_models:
+      result.extrapolated = True
+      break
+  result.compile_s = engine.compile_seconds
+  return result
+
+
+def _seconds(f: Callable[[int], Any], min_seconds: float = 0.2) -> float:
+  """Seconds per call of ``f(i)`` (synchronous), i = 0, 1, ...: the mean of as many calls as
+  take ``min_seconds`` (at least one), so that millisecond passes are timed over several."""
+  calls, t0 = 0, time.perf_counter()
+  while True:
+    f(calls)
+    calls += 1
+    elapsed = time.perf_counter() - t0
+    if elapsed >= min_seconds:
+      return elapsed / calls
+
+
+def eval_table(workload: Workload, results: dict[int, Any]) -> str:
+  """The markdown table of :func:`run_eval` 's cells {M: EvalResult | error string}."""
+  cells = {m: r for m, r in results.items() if isinstance(r, EvalResult)}
+  example = "sequences" if is_lm(workload) else "examples"
+  out = [f"#### {workload.key.upper()} evaluation vs training (memjax engine)", "",
+         "Seconds for the models run (compile and warm-up calls excluded), forward GFLOP/s "
+         f"(forward FLOPs x forward passes x {example} / s; training: 3x forward FLOPs per "
+         "example trained) and the ratio to training's GFLOP/s (`*`: cap hit, whole chunks "
+         "of the M models ran):", ""]
+  rows = []
+  for m, r in cells.items():
+    star = "*" if r.extrapolated else ""
+    train = r.train_gflops()
+    rows.append([f"{m}{star}", f"training epoch ({r.examples_per_epoch:,} {example}/model)",
+                 f"{r.train_s:.3g}", f"{train:.3g}", "1.00"])
+    for split, queries in EVAL_PASSES:
+      what = f"evaluate {split} split (N={r.split_sizes[split]:,})"
+      if queries:
+        what += f", A={r.queries} quer{'ies' if r.queries > 1 else 'y'}"
+      gflops = r.eval_gflops(split, queries)
+      rows.append([f"{m}{star}", what, f"{r.eval_s[pass_name(split, queries)]:.3g}",
+                   f"{gflops:.3g}", f"{gflops / max(train, 1e-12):.2f}"])
+  for m, r in results.items():
+    if not isinstance(r, EvalResult):
+      rows.append([str(m), str(r), "-", "-", "-"])
+  out.append(table(["M", "pass", "seconds", "GFLOP/s", "/ training"], rows))
+  notes = [f"M={m}: chunks of {r.chunk_size}, {r.models_run} models run, epoch program compile "
+           f"{r.compile_s:.2f} s, first calls (compile + run) "
+           + ", ".join(f"{k} {v:.2f} s" for k, v in r.first_call_s.items())
+           for m, r in cells.items()]
+  if cells:
+    r = next(iter(cells.values()))
+    queries = ("queries: the plain and the horizontally flipped image (augment='flip', "
+               "query_augmentations=2; training flips at random too)" if r.queries > 1 else
+               "A=1: the LiRA statistic on the plain sequence (text has no query augmentations)")
+    notes.append(f"{r.forward_flops / 1e6:.3g} MFLOP forward per {example[:-1]}; " + queries)
+  return "\n".join(out + ["", "Notes: " + "; ".join(notes)])
 
 
 # ---- targets -----------------------------------------------------------------------------------
@@ -467,8 +679,8 @@ def targets(all_results: dict, models: list[int], peak: float, workloads: dict,
     cell = r["memjax"].get(m)
     if isinstance(cell, CellResult):
       w = workloads["w1"]
-      gflops = cell.me_per_s * flops_per_example(w) * make_plan(w, 1, batch_size).steps \
-          * batch_size / 1e9
+      plan = make_plan(w, 1, batch_size)
+      gflops = cell.me_per_s * flops_per_example(w) * plan.steps * plan.batch_size / 1e9
       add("W1 memjax % of matmul peak", 100 * gflops / peak, ">= 60%", lambda v: v >= 60, "%")
       add("W1 memjax compile", cell.compile_s, "< 3 s", lambda v: v < 3, " s")
   if "w2" in all_results:
@@ -495,13 +707,19 @@ def targets_table(rows: list[dict]) -> str:
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--quick", action="store_true",
-                 help="smoke run: M in {1,16}, 1 epoch, W0+W1, 5 s caps")
+                 help="smoke run: M in {1,16}, 1 epoch, W0+W1, 5 s caps, 512 CIFAR-shaped "
+                      "examples, tiny GPT, evaluation table at M=4")
   p.add_argument("--workloads", default=None,
-                 help="comma list of w0,w1,w2 (default: all; --quick: w0,w1)")
-  p.add_argument("--models", default=None, help="comma list of M (default 1,16,64,256)")
+                 help="comma list of w0 (w0a,w0b), w1, ..., w6, family names (logreg, mlp, cnn, "
+                      "resnet, vgg, vit, lm) or all (default w0,w1,w2; --quick: w0,w1; "
+                      "--accelerator: w2-w6)")
+  p.add_argument("--models", default=None,
+                 help="comma list of M (default 1,16,64,256; --accelerator: 64,256,1024)")
   p.add_argument("--epochs", type=int, default=None,
-                 help="epochs for every workload (default: 10 for W0/W1, 1 for W2/W3)")
-  p.add_argument("--batch-size", type=int, default=128)
+                 help="epochs for every workload (default: 10 for W0/W1, 2 for W6, 1 for the "
+                      "CIFAR-shaped W2-W5)")
+  p.add_argument("--batch-size", type=int, default=128,
+                 help="examples per step (W6: 32 sequences)")
   p.add_argument("--max-seconds", type=float, default=None,
                  help="time cap per baseline cell (default 20; --quick: 5)")
   p.add_argument("--memjax-max-seconds", type=float, default=45.0,
@@ -509,67 +727,146 @@ def parse_args(argv=None):
                       "when the previous M's rate predicts more training seconds than this")
   p.add_argument("--columns", default=",".join(["memjax", *BASELINES]),
                  help="comma list of memjax,flax_loop,scanned,torch_loop,torch_func")
-  p.add_argument("--cnn-train", type=int, default=2560,
-                 help="training examples of the CIFAR-shaped data (n_in = half)")
+  p.add_argument("--cnn-train", type=int, default=None,
+                 help="training examples of the CIFAR-shaped data, n_in = half (default 2,560; "
+                      "--quick: 512; --accelerator: 50,000)")
+  p.add_argument("--cnn-test", type=int, default=None,
+                 help="test examples of the CIFAR-shaped data (default 512; --quick: 128; "
+                      "--accelerator: 10,000)")
   p.add_argument("--resnet", action="store_true", help="also run W3 (ResNet) on CPU")
+  p.add_argument("--eval-models", default=None,
+                 help="comma list of M for the evaluation tables, 0 for none (default 16; "
+                      "--quick: 4; --accelerator: 64,256)")
+  p.add_argument("--eval-max-seconds", type=float, default=None,
+                 help="an evaluation cell stops after the chunk that passes this many timed "
+                      "seconds and extrapolates per model (default 60; --quick: 10)")
+  p.add_argument("--eval-only", action="store_true",
+                 help="only the evaluation tables (no training-throughput columns)")
+  p.add_argument("--accelerator", action="store_true",
+                 help="accelerator-sized workloads: w2-w6 at M = 64, 256, 1024, 50,000 "
+                      "CIFAR-shaped training examples, the micro GPT; for a GPU or TPU")
+  p.add_argument("--force", action="store_true", help="run --accelerator on a CPU anyway")
   p.add_argument("--json", default=None, help="write every number to this JSON file")
   args = p.parse_args(argv)
-  args.workloads = (args.workloads or ("w0,w1" if args.quick else "w0,w1,w2")).split(",")
-  args.models = [int(m) for m in (args.models or ("1,16" if args.quick else
-                                                  "1,16,64,256")).split(",")]
+  if args.accelerator and jax.default_backend() == "cpu" and not args.force:
+    p.error("--accelerator runs the accelerator-sized workloads (M up to 1,024, 50,000 "
+            "CIFAR-shaped examples, ResNet, VGG, ViT, GPT), hours of work for a CPU, and "
+            f"jax's backend here is the CPU ({jax.devices()[0]}). Run it on a GPU or TPU, drop "
+            "--accelerator for the CPU-sized workloads, or add --force to run it here anyway.")
+
+  def default(value, normal, quick, accelerator):
+    if value is not None:
+      return value
+    return quick if args.quick else accelerator if args.accelerator else normal
+
+  try:
+    args.workloads = workload_keys(default(args.workloads, "w0,w1,w2", "w0,w1",
+                                           ACCELERATOR["workloads"]))
+  except ValueError as e:
+    p.error(str(e))
+  args.models = [int(m) for m in default(args.models, "1,16,64,256", "1,16",
+                                         ACCELERATOR["models"]).split(",")]
+  args.cnn_train = default(args.cnn_train, 2560, 512, ACCELERATOR["cnn_train"])
+  args.cnn_test = default(args.cnn_test, 512, 128, ACCELERATOR["cnn_test"])
+  args.eval_models = [int(m) for m in default(args.eval_models, "16", "4",
+                                              ACCELERATOR["eval_models"]).split(",") if int(m)]
+  args.eval_max_seconds = args.eval_max_seconds or (10.0 if args.quick else 60.0)
   args.max_seconds = args.max_seconds or (5.0 if args.quick else 20.0)
   args.columns = args.columns.split(",")
+  unknown = set(args.columns) - {"memjax", *BASELINES}
+  if unknown:
+    p.error(f"unknown columns {sorted(unknown)}; choose from memjax, {', '.join(BASELINES)}")
+  if args.eval_only and not args.eval_models:
+    p.error("--eval-only needs evaluation models (--eval-models, e.g. 16)")
   return args
 
 
-def to_json(result) -> Any:
-  if isinstance(result, CellResult):
-    return dataclasses.asdict(result) | {"model_epochs_per_s": result.me_per_s}
-  return result
+def eval_to_json(result) -> Any:
+  """An evaluation cell for the JSON: its fields and its GFLOP/s (training and each pass) and
+  each pass's ratio to training's."""
+  if not isinstance(result, EvalResult):
+    return result
+  train = result.train_gflops()
+  passes = {pass_name(*p): result.eval_gflops(*p) for p in EVAL_PASSES}
+  return to_json(result) | {"train_gflops": train, "eval_gflops": passes,
+                            "eval_vs_train": {k: v / max(train, 1e-12)
+                                              for k, v in passes.items()}}
 
 
-def torch_device_or_none(skipped: str) -> str | None:
-  """torch's device for the PyTorch columns (2 threads), or None (logging that ``skipped`` is
-  skipped) when torch is not installed."""
-  try:
-    import _baselines_torch
-    return _baselines_torch.setup(threads=2)
-  except ImportError:
-    log(f"torch is not installed: {skipped} skipped")
-    return None
+def run_evals(workload: Workload, args) -> dict[int, Any]:
+  """{M: EvalResult | error string} for ``--eval-models``."""
+  out = {}
+  for m in args.eval_models:
+    log(f"[{workload.key} eval M={m}] memjax engine ... (load {os.getloadavg()[0]:.2f})")
+    t0 = time.perf_counter()
+    try:
+      out[m] = run_eval(workload, m, args.batch_size, args.eval_max_seconds)
+    except Exception as e:  # report, keep going
+      traceback.print_exc()
+      out[m] = f"error: {type(e).__name__}"
+    log(f"    {time.perf_counter() - t0:.1f} s")
+  return out
 
 
-def main(argv=None) -> None:
+def header_lines(args, info: dict, torch_device, peak: float, torch_peak, load_before: str
+                 ) -> list[str]:
+  """The run's description: versions, devices, load, matmul peak, caps, backend notes."""
+  lines = ["## memjax " + ("evaluation" if args.eval_only else "training and evaluation")
+           + " throughput", "",
+           f"{time.strftime('%Y-%m-%d %H:%M %Z')}; jax {info['jax']} ({info['backend']}: "
+           f"{', '.join(info['devices'])}), flax {info['flax']}, optax {info['optax']}, torch "
+           f"{info['torch']} ({torch_device}), {info['cpus']} CPUs, {info['platform']}",
+           f"Load before: {load_before}",
+           f"Matmul peak ({args.peak_n}^2 float32, best of 4): jnp.dot {peak:.0f} GFLOP/s"
+           + (f", torch.mm {torch_peak:.0f} GFLOP/s" if torch_peak else "")]
+  if not args.eval_only:
+    lines.append(f"Caps: {args.max_seconds:.0f} s of training per baseline cell. Same work in "
+                 "every column: per-model subsets (n_in = N/2), SGD Nesterov 0.9, wd 5e-4, "
+                 "constant LR (W6: Adam).")
+  if args.accelerator:
+    lines.append(f"Accelerator-sized workloads: M in {args.models}, {args.cnn_train:,} "
+                 f"CIFAR-shaped training examples.")
+  elif info["backend"] != "cpu":
+    lines.append(f"Note: jax runs on {info['backend']}; `--accelerator` runs the "
+                 "accelerator-sized workloads (M = 64, 256, 1024, 50,000 CIFAR-shaped examples, "
+                 "ResNet, VGG, ViT, GPT).")
+  return lines + [""]
+
+
+def main(argv=None) -> dict:
+  """Runs the benchmark, prints the tables; returns {"results": {key: {column: {M: cell}}},
+  "evals": {key: {M: EvalResult | error}}, "workloads": {key: Workload}, "args"}."""
   args = parse_args(argv)
   t_start = time.perf_counter()
   load_before = uptime()
   torch_device = None
-  if {"torch_loop", "torch_func"} & set(args.columns):
+  if not args.eval_only and {"torch_loop", "torch_func"} & set(args.columns):
     torch_device = torch_device_or_none("columns (4) and (5) are")
-  peak = matmul_peak_jax()
-  torch_peak = matmul_peak_torch() if torch_device == "cpu" else None
+  args.peak_n = 2048 if args.quick else 4096
+  peak = matmul_peak_jax(args.peak_n)
+  torch_peak = matmul_peak_torch(args.peak_n) if torch_device == "cpu" else None
   info = machine()
-  print("## memjax training throughput\n")
-  print(f"jax {info['jax']} ({info['backend']}: {', '.join(info['devices'])}), flax "
-        f"{info['flax']}, optax {info['optax']}, torch {info['torch']} ({torch_device}), "
-        f"{info['cpus']} CPUs, {info['platform']}")
-  print(f"Load before: {load_before}")
-  print(f"Matmul peak (4096^2 float32, best of 4): jnp.dot {peak:.0f} GFLOP/s"
-        + (f", torch.mm {torch_peak:.0f} GFLOP/s" if torch_peak else ""))
-  print(f"Caps: {args.max_seconds:.0f} s of training per baseline cell. Same work in every "
-        "column: per-model subsets (n_in = N/2), SGD Nesterov 0.9, wd 5e-4, constant LR 0.1.\n",
+  print("\n".join(header_lines(args, info, torch_device, peak, torch_peak, load_before)),
         flush=True)
   runners = column_runners(args, torch_device)
   workloads = {w.key: w for w in make_workloads(args)}
-  all_results = {}
+  all_results, evals = {}, {}
   for key, workload in workloads.items():
-    all_results[key] = run_workload(workload, args, runners)
-    print(workload_tables(workload, all_results[key], args.models, peak, args.batch_size) + "\n",
-          flush=True)
-  target_rows = targets(all_results, args.models, peak, workloads, args.batch_size)
+    if not args.eval_only:
+      columns = lm_column_runners(args, torch_device) if is_lm(workload) else runners
+      all_results[key] = run_workload(workload, args, columns)
+      print(workload_tables(workload, all_results[key], args.models, peak, args.batch_size)
+            + "\n", flush=True)
+    if args.eval_models:
+      evals[key] = run_evals(workload, args)
+      print(eval_table(workload, evals[key]) + "\n", flush=True)
+  target_rows = []
+  if not args.eval_only:
+    target_rows = targets(all_results, args.models, peak, workloads, args.batch_size)
+    if target_rows:
+      print("### Targets (CPU targets from the issue)\n")
+      print(targets_table(target_rows))
   load_after = uptime()
-  print("### Targets (CPU targets from the issue)\n")
-  print(targets_table(target_rows))
   print(f"\nLoad before: {load_before}\nLoad after:  {load_after}")
   print(f"Total benchmark time: {time.perf_counter() - t_start:.0f} s. Other processes may have "
         "been running (see the load averages on a 2-core machine); treat the numbers as noisy.")
@@ -577,16 +874,20 @@ def main(argv=None) -> None:
     payload = {"args": vars(args), "machine": info, "load_before": load_before,
                "load_after": load_after, "matmul_peak_gflops": peak,
                "torch_matmul_peak_gflops": torch_peak,
-               "workloads": {k: {"title": workloads[k].title, "params": workloads[k].num_params,
-                                 "flops_per_example": flops_per_example(workloads[k]),
-                                 "epochs": workloads[k].epochs,
+               "workloads": {k: {"title": w.title, "params": w.num_params,
+                                 "forward_flops_per_example": forward_flops_per_example(w),
+                                 "flops_per_example": flops_per_example(w),
+                                 "epochs": w.epochs,
                                  "cells": {c: {str(m): to_json(r) for m, r in v.items()}
-                                           for c, v in res.items()}}
-                             for k, res in all_results.items()},
+                                           for c, v in all_results.get(k, {}).items()},
+                                 "eval": {str(m): eval_to_json(r)
+                                          for m, r in evals.get(k, {}).items()}}
+                             for k, w in workloads.items()},
                "targets": target_rows}
     with open(args.json, "w") as f:
       json.dump(payload, f, indent=1, default=str)
     print(f"JSON written to {args.json}")
+  return {"results": all_results, "evals": evals, "workloads": workloads, "args": args}
 
 
 if __name__ == "__main__":
