@@ -83,19 +83,19 @@ def make_keep(num_models: int, num_examples: int, seed: int = 0) -> np.ndarray:
   return keep
 
 
-def memjax_chunk_size(config: TrainConfig, data, num_models: int) -> int:
-  """Models per chunk that ``memjax.train`` picks for ``config`` on ``data`` and ``num_models``
-  models over all local devices.
-
-  Today: ``memjax.runner._chunk_size`` (the memory budget over the estimated bytes per model,
-  and on CPU at most ``CPU_CHUNK_BYTES`` per device). When memjax measures its choice instead
-  (reported in ``run.info["chunking"]``), ask for that here: every benchmark goes through this
-  function.
-  """
-  from memjax import runner
+def memjax_chunking(config: TrainConfig, data, num_models: int):
+  """What ``memjax.train`` picks for ``config`` on ``data`` and ``num_models`` models over all
+  local devices: :func:`memjax.tuning.choose` (measured on this machine, or read from its cache;
+  ``run.info["chunking"]`` reports the same), a :class:`memjax.tuning.Chunking`."""
+  from memjax import tuning
   fns = engine_lib.model_fns(config, data)
-  return runner._chunk_size(config, fns, data, num_models, len(jax.devices()),
-                            jax.default_backend())
+  return tuning.choose(config.replace(num_models=num_models), data, fns, num_models,
+                       engine_lib.make_mesh(), tuning.PROBE_STEPS)
+
+
+def memjax_chunk_size(config: TrainConfig, data, num_models: int) -> int:
+  """Models per chunk that ``memjax.train`` picks (:func:`memjax_chunking`)."""
+  return memjax_chunking(config, data, num_models).chunk_size
 
 
 # ---- peaks and machine state -------------------------------------------------------------------

@@ -21,10 +21,8 @@ Columns:
   (4) PyTorch loop: ``nn.TransformerEncoderLayer`` decoder with a causal mask, pre-norm,
       tanh-GELU, ``torch.optim.Adam``, eager, 2 threads (``_baselines_torch``).
 
-Chunk size (``--chunk``, default "auto"): what ``memjax.train`` picks (``memjax.runner.
-_chunk_size``: the memory budget over the estimated bytes per model, and on CPU at most
-``CPU_CHUNK_BYTES`` per device). On CPU the nano GPT's training step is ~290 MB by that
-estimate, so the policy trains one model per chunk; measured on 2 cores
+Chunk size (``--chunk``, default "auto"): what ``memjax.train`` picks (measured by
+:mod:`memjax.tuning` on this machine, cached). Measured on 2 cores before that existed
 (M = 16, synthetic data, best of 2), chunks of 1, 4 and 16 models trained 174k, 134k and 116k
 tokens/s: vmapping GPTs does not pay on a CPU, where one model's [B L, width] matmuls already
 fill the cores.

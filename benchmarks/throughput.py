@@ -85,8 +85,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling mo
 import lm_throughput  # noqa: E402
 from _baselines_flax import CellResult, Plan, flax_loop, scanned_loop  # noqa: E402
 from _common import (KEEP_RATIO, Workload, log, machine, make_keep,  # noqa: E402, F401
-                     matmul_peak_jax, memjax_chunk_size, table, to_json, torch_device_or_none,
-                     uptime)
+                     matmul_peak_jax, memjax_chunk_size, memjax_chunking, table, to_json,
+                     torch_device_or_none, uptime)
 
 COLUMNS = {
     "memjax": "(1) memjax (train_s)",
@@ -329,8 +329,8 @@ def memjax_models_to_run(workload: Workload, plan: Plan, previous: Any, cap_s: f
 
 
 def memjax_chunk(workload: Workload, batch_size: int, num_models: int) -> int:
-  """torch.func's models per chunk: memjax's memory rule (the memory budget over the estimated
-  bytes per model), without its CPU cache rule (``_common.memjax_chunk_size`` has both)."""
+  """torch.func's models per chunk: the memory budget over memjax's estimated bytes per model
+  (torch.func vmaps its models like memjax; it gets no measured choice of its own)."""
   config = workload.config.replace(batch_size=batch_size)
   fns = engine_lib.model_fns(config, workload.data)
   per_model = engine_lib.bytes_per_model(fns, workload.data, config)
@@ -520,7 +520,8 @@ class EvalResult:
   Attributes:
     num_models: M.
     models_run: models trained and evaluated (``extrapolated`` if fewer than M).
-    chunk_size: models per chunk (what memjax picks, ``_common.memjax_chunk_size``).
+    chunk_size: models per chunk (what memjax picks, ``_common.memjax_chunking``, with its
+      convolution and evaluation block).
     queries: A, forward passes per example of an evaluation with queries (images: 2, the plain
       and the flipped image; text: 1, the LiRA statistic on the plain sequence).
     examples_per_epoch: S * B examples each model trains on per epoch.
@@ -581,8 +582,10 @@ def run_eval(workload: Workload, num_models: int, batch_size: int, cap_s: float)
   """
   plan = make_plan(workload, num_models, batch_size)
   config = eval_config(workload, plan)
-  chunk = memjax_chunk_size(config, workload.data, num_models)
-  engine = engine_lib.Engine(workload.data, config, plan.steps, chunk)
+  chunking = memjax_chunking(config, workload.data, num_models)
+  chunk = chunking.chunk_size
+  engine = engine_lib.Engine(workload.data, config, plan.steps, chunk, conv=chunking.conv,
+                             eval_block=chunking.eval_block)
   result = EvalResult(num_models=num_models, models_run=0, chunk_size=chunk,
                       queries=len(engine.queries), examples_per_epoch=plan.steps * plan.batch_size,
                       split_sizes=dict(engine.num_examples), compile_s=0.0, train_s=0.0,
