@@ -612,14 +612,18 @@ class Engine:
     """Per-model outputs on blocks xs [nb, E, ...], ys [nb, E(, L)] -> arrays [m, nb*E(, A)]."""
 
     def one_model(params, model_state, x, y):
-      logits, _ = self.eval_fns.apply(params, model_state, x, False)
-      out = self.outputs(logits, y)
-      if with_queries:
-        stats = [self.lira_fn(logits, y)]
-        for transform in self.queries[1:]:
-          query_logits, _ = self.eval_fns.apply(params, model_state, query(x, transform), False)
-          stats.append(self.lira_fn(query_logits, y))
-        out["lira"] = jnp.stack(stats, axis=-1)
+      if not with_queries:
+        logits, _ = self.eval_fns.apply(params, model_state, x, False)
+        return self.outputs(logits, y)
+      # All A queries in one forward pass of A*E examples (inference mode: no example affects
+      # another's logits): on XLA:CPU a conv net's A separate passes in one program ran 1.5x
+      # slower than one pass of the concatenated block.
+      num_queries = len(self.queries)
+      batch = jnp.concatenate([x] + [query(x, t) for t in self.queries[1:]])
+      logits, _ = self.eval_fns.apply(params, model_state, batch, False)
+      logits = logits.reshape(num_queries, x.shape[0], *logits.shape[1:])
+      out = self.outputs(logits[0], y)
+      out["lira"] = jnp.stack([self.lira_fn(logits[a], y) for a in range(num_queries)], axis=-1)
       return out
 
     return _map_blocks(one_model, state, xs, ys, self.sequential_eval, self.mesh.size)

@@ -49,10 +49,12 @@ stream.)
   (``memjax.load("text:PATH")``); the logits of position t depend on tokens 0..t only.
 
 Convolutions and pools are written for the engine's loops. On XLA:CPU, the gradient of
-``lax.conv`` inside ``lax.scan`` falls off the fast path (measured ~700x slower than the same
-convolution outside the scan), so on CPU a 3x3 conv is a shifted-slice im2col followed by one
-matmul, and max-pool is a reshape + max; on GPU/TPU ``lax.conv_general_dilated`` is used. Both
-compute the same function.
+``lax.conv`` inside ``lax.scan`` falls off the fast path (measured 100-700x slower than the same
+convolution outside the scan), so on CPU :func:`conv2d` is either "canonical" (the lax forward
+with backward passes written as forward convolutions, which stay on the fast path) or "im2col"
+(shifted slices + one matmul); the engine measures which trains faster (:mod:`memjax.tuning`).
+Max-pool is a reshape + max. On GPU/TPU ``lax.conv_general_dilated`` is used. All compute the
+same function.
 """
 
 from __future__ import annotations

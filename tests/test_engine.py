@@ -5,7 +5,7 @@ import optax
 import pytest
 
 import memjax
-from memjax import design, engine
+from memjax import design, engine, measures
 from memjax.config import TrainConfig, query_transforms
 from memjax.errors import MemjaxError
 
@@ -110,6 +110,28 @@ def test_images_train_with_augmentation_bn_and_queries():
   # prob and the LiRA statistic agree: p = sigmoid(lira) on the plain query.
   np.testing.assert_allclose(r.train_prob[-1].astype(np.float32),
                              1 / (1 + np.exp(-r.train_lira[..., 0])), atol=2e-3)
+
+
+@pytest.mark.slow
+def test_query_statistics_are_each_views_own_forward_pass():
+  """The engine scores all A queries in one forward pass of the concatenated views; each
+  column must equal the model's LiRA statistic on that view alone (BatchNorm in inference
+  mode: no example affects another)."""
+  data = tiny_images(n_train=24, n_test=8)
+  config = TrainConfig(model="resnet", model_kwargs={"width": 4}, batch_size=8,
+                       augment="flip_translate", translate=1, query_augmentations=3)
+  eng = engine.Engine(data, config, steps_per_epoch=3, chunk_size=2, eval_block=8)
+  chunk = engine.Chunk(eng, np.arange(2), np.ones((2, 24), bool))
+  chunk.train_epoch(0)
+  lira = chunk.evaluate("train", with_queries=True)["lira"]  # [2, 24, 3]
+  x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+  for m in range(2):
+    params, state = jax.tree.map(lambda a: a[m], (chunk.state["params"],
+                                                  chunk.state["model_state"]))
+    for a, transform in enumerate(eng.queries):
+      logits, _ = eng.eval_fns.apply(params, state, engine.query(x, transform), False)
+      np.testing.assert_allclose(lira[m, :, a], measures.lira_statistic(logits, y),
+                                 rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow
