@@ -16,10 +16,11 @@ few training steps of the real epoch program at each candidate and keeps the fas
   a candidate runs at under :data:`SLOWER` of the best so far (larger chunks only get slower
   from there).
 * **cache**: the choice is stored on disk under a key of everything it depends on (model and its
-  arguments, feature shape and dtype, classes, batch size and sampling, DP-SGD, precision, the
-  largest candidate, backend, device kind and count, jax and memjax versions), in
+  arguments, feature shape and dtype, classes, batch size and sampling, DP-SGD, precision,
+  backend, device kind and count, jax and memjax versions), in
   ``$MEMJAX_CACHE_DIR/chunking.json`` (default ``~/.cache/memjax``), so a configuration is
-  measured once per machine.
+  measured once per machine; a later run takes the fastest measured candidate its number of
+  models allows.
 * runs with fewer than :data:`MEASURE_MIN_MODELS` models skip the measurement (it would cost more
   than it saves) and take the largest chunk that fits (on CPU also :data:`CPU_CHUNK_BYTES`).
 
@@ -79,6 +80,9 @@ class Chunking:
       "model_steps_per_s"}.
     eval_candidates: every measured evaluation block, {"eval_block", "model_examples_per_s"}.
     seconds: time spent measuring (0 unless measured now).
+    max_chunk: the largest chunk the measurement could try, when its best was the largest it
+      tried (a larger run measures again); None when every sweep found slower chunks above its
+      best (the measurement holds for any run).
   """
 
   chunk_size: int
@@ -88,18 +92,20 @@ class Chunking:
   candidates: tuple[dict, ...] = ()
   eval_candidates: tuple[dict, ...] = ()
   seconds: float = 0.0
+  max_chunk: int | None = None
 
   def describe(self) -> dict:
     return {"chunk_size": self.chunk_size, "conv": self.conv, "eval_block": self.eval_block,
             "source": self.source, "candidates": list(self.candidates),
-            "eval_candidates": list(self.eval_candidates), "seconds": round(self.seconds, 3)}
+            "eval_candidates": list(self.eval_candidates), "seconds": round(self.seconds, 3),
+            "max_chunk": self.max_chunk}
 
   @classmethod
   def from_dict(cls, d: dict) -> "Chunking":
     return cls(chunk_size=int(d["chunk_size"]), conv=d.get("conv"), source=d["source"],
                eval_block=d.get("eval_block"), candidates=tuple(d.get("candidates", ())),
                eval_candidates=tuple(d.get("eval_candidates", ())),
-               seconds=float(d.get("seconds", 0.0)))
+               seconds=float(d.get("seconds", 0.0)), max_chunk=d.get("max_chunk"))
 
 
 def has_convolutions(fns: engine_lib.ModelFns, data: Dataset) -> bool:
@@ -194,13 +200,14 @@ def choose(config: TrainConfig, data: Dataset, fns: engine_lib.ModelFns, num_mod
   top = max_models_per_device(config, fns, data, num_models, devices)
   convs = (config.conv,) if config.conv and convolutions else conv_candidates(platform,
                                                                               convolutions)
-  key = cache_key(config, data, devices, top, convs)
+  key = cache_key(config, data, devices, convs)
   if cache:
-    hit = _read_cache().get(key)
+    hit = _from_cache(_read_cache().get(key), top * devices)
     if hit is not None:
-      return dataclasses.replace(Chunking.from_dict(hit), source="cache", seconds=0.0)
+      return hit
   t0 = time.perf_counter()
   candidates, template = [], {}
+  peaked = True  # every sweep stopped at a slower candidate before the largest that fits
   for conv in convs:
     best = 0.0
     for per_device in candidate_sizes(top):
@@ -211,13 +218,15 @@ def choose(config: TrainConfig, data: Dataset, fns: engine_lib.ModelFns, num_mod
       best = max(best, rate)
       if rate < SLOWER * best or slowest_call > SLOW_CANDIDATE_SECONDS:
         break
+    else:
+      peaked = False
   winner = max(candidates, key=lambda c: c["model_steps_per_s"])
   eval_candidates = _measure_eval_blocks(config, data, fns, mesh, winner["chunk_size"],
                                          winner["conv"], template)
   eval_winner = max(eval_candidates, key=lambda c: c["model_examples_per_s"])
   chunking = Chunking(winner["chunk_size"], winner["conv"], "measured",
                       eval_winner["eval_block"], tuple(candidates), tuple(eval_candidates),
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0, max_chunk=None if peaked else top * devices)
   if cache:
     _write_cache(key, chunking.describe())
   return chunking
@@ -288,7 +297,23 @@ def _measure_eval_blocks(config: TrainConfig, data: Dataset, fns, mesh, chunk_si
   return results
 
 
-def cache_key(config: TrainConfig, data: Dataset, devices: int, top: int, convs) -> str:
+def _from_cache(entry: dict | None, max_chunk: int) -> Chunking | None:
+  """A cached measurement for a run whose chunks hold at most ``max_chunk`` models: the fastest
+  measured candidate that fits (None if none does)."""
+  if entry is None:
+    return None
+  cached = Chunking.from_dict(entry)
+  if cached.max_chunk is not None and cached.max_chunk < max_chunk:
+    return None  # a larger chunk than measured might be faster still
+  fitting = [c for c in cached.candidates if c["chunk_size"] <= max_chunk]
+  if not fitting:
+    return None
+  best = max(fitting, key=lambda c: c["model_steps_per_s"])
+  return dataclasses.replace(cached, chunk_size=best["chunk_size"], conv=best["conv"],
+                             source="cache", seconds=0.0)
+
+
+def cache_key(config: TrainConfig, data: Dataset, devices: int, convs) -> str:
   """Everything a measured chunking depends on, as one string."""
   device = jax.devices()[0]
   parts = {
@@ -297,7 +322,7 @@ def cache_key(config: TrainConfig, data: Dataset, devices: int, top: int, convs)
       "num_classes": data.num_classes, "batch_size": config.batch_size,
       "sampling": config.batch_sampling, "private": config.private,
       "optimizer": str(config.optimizer), "precision": getattr(config, "precision", "float32"),
-      "max_per_device": top, "convs": list(convs), "backend": device.platform,
+      "convs": list(convs), "backend": device.platform,
       "device_kind": device.device_kind, "devices": devices, "jax": jax.__version__,
       "memjax": _memjax_version()}
   return json.dumps(parts, sort_keys=True, default=str)

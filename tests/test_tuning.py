@@ -146,3 +146,19 @@ def test_conv_net_records_do_not_depend_on_chunking_or_convolution():
                                  getattr(other.records, name).astype(np.float32),
                                  rtol=1e-3, atol=1e-4, err_msg=name)
     np.testing.assert_array_equal(a.records.train_correct, other.records.train_correct)
+
+
+def test_a_cached_measurement_serves_runs_it_covers():
+  candidates = ({"chunk_size": 1, "conv": None, "model_steps_per_s": 10.0},
+                {"chunk_size": 4, "conv": None, "model_steps_per_s": 30.0},
+                {"chunk_size": 16, "conv": None, "model_steps_per_s": 20.0})
+  peaked = tuning.Chunking(4, None, "measured", 64, candidates, max_chunk=None).describe()
+  assert tuning._from_cache(peaked, 256).chunk_size == 4  # any larger run: 4 stays the best
+  hit = tuning._from_cache(peaked, 2)  # a run of 2 models: the best that fits
+  assert (hit.chunk_size, hit.source, hit.seconds) == (1, "cache", 0.0)
+  # Still speeding up at the largest chunk it could try (16): a run allowing 64 measures anew.
+  rising = tuning.Chunking(16, None, "measured", 64, candidates[:1] + candidates[2:],
+                           max_chunk=16).describe()
+  assert tuning._from_cache(rising, 16).chunk_size == 16
+  assert tuning._from_cache(rising, 64) is None
+  assert tuning._from_cache(None, 64) is None
