@@ -14,7 +14,8 @@ few training steps of the real epoch program at each candidate and keeps the fas
   is compiled and run until :data:`PROBE_SECONDS` have passed (at least twice, the first call a
   warm-up); the rate is model-steps per second of the fastest call. A size sweep stops early once
   a candidate runs at under :data:`SLOWER` of the best so far (larger chunks only get slower
-  from there).
+  from there). The close contenders are then measured a second time and keep their better
+  rate (a transient load had made the best candidate look 35% slower in one benchmark run).
 * **cache**: the choice is stored on disk under a key of everything it depends on (model and its
   arguments, feature shape and dtype, classes, batch size and sampling, DP-SGD, precision,
   backend, device kind and count, jax and memjax versions), in
@@ -53,6 +54,7 @@ PROBE_STEPS = 3  # optimizer steps per timed call
 PROBE_SECONDS = 0.3  # time each candidate at least this long
 SLOW_CANDIDATE_SECONDS = 10.0  # a sweep stops after a timed call this slow
 SLOWER = 0.8  # a sweep stops at a candidate this much slower than the best so far
+RETRY, RETRIES = 0.6, 3  # candidates within RETRY of the best (at most RETRIES) are timed twice
 SIZES_PER_DEVICE = (1, 4, 16, 64, 256, 1024, 4096)
 EVAL_BLOCKS = (32, 64, 128, 256, 1024)  # examples per evaluation block to try
 EVAL_PROBE_EXAMPLES = 2048  # evaluation blocks are timed on up to this many test examples
@@ -220,6 +222,15 @@ def choose(config: TrainConfig, data: Dataset, fns: engine_lib.ModelFns, num_mod
         break
     else:
       peaked = False
+  # A second round for the close contenders: a transient load (another process, a library's
+  # threads still spinning) can slow one candidate's first measurement by a third.
+  best = max(c["model_steps_per_s"] for c in candidates)
+  contenders = sorted((c for c in candidates if c["model_steps_per_s"] >= RETRY * best),
+                      key=lambda c: -c["model_steps_per_s"])[:RETRIES]
+  for candidate in contenders:
+    rate, _ = _probe(config, data, fns, mesh, candidate["chunk_size"], candidate["conv"],
+                     min(steps_per_epoch, PROBE_STEPS), template)
+    candidate["model_steps_per_s"] = round(max(rate, candidate["model_steps_per_s"]), 2)
   winner = max(candidates, key=lambda c: c["model_steps_per_s"])
   eval_candidates = _measure_eval_blocks(config, data, fns, mesh, winner["chunk_size"],
                                          winner["conv"], template)
