@@ -59,12 +59,9 @@ SIZES_PER_DEVICE = (1, 4, 16, 64, 256, 1024, 4096)
 EVAL_BLOCKS = (32, 64, 128, 256, 1024)  # examples per evaluation block to try
 EVAL_PROBE_EXAMPLES = 2048  # evaluation blocks are timed on up to this many test examples
 
-# On CPU a chunk runs fastest when its working set stays in cache: measured on 2 EPYC cores, 256
-# MLPs 64-256-256-10 (4.9 MB each by bytes_per_model) train at 550 model-epochs/s in chunks of 8
-# and 383 in one chunk of 256, while logistic regressions (0.13 MB) and 32-unit MLPs (0.33 MB)
-# are fastest in chunks of 128 or more. 48 MB per device gives 9, 369 and 145. The rule of runs
-# too small to measure.
-CPU_CHUNK_BYTES = 48 << 20
+# Runs too small to measure keep a chunk's training working set cache-sized on CPU (see
+# memjax.engine.CPU_WORKING_SET_BYTES); tiny models still get chunks of 128 or more.
+CPU_CHUNK_BYTES = engine_lib.CPU_WORKING_SET_BYTES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,7 +279,8 @@ def _measure_eval_blocks(config: TrainConfig, data: Dataset, fns, mesh, chunk_si
   """Evaluation rates (model-examples per second) of the chunk at :data:`EVAL_BLOCKS` examples
   per block (up to the engine's memory rule), on up to :data:`EVAL_PROBE_EXAMPLES` training
   examples; a sweep stops at a block under :data:`SLOWER` of the best."""
-  limit = engine_lib.default_eval_block(fns, data, chunk_size // mesh.size)
+  limit = engine_lib.default_eval_block(fns, data, chunk_size // mesh.size,
+                                        platform="memory budget only")
   n = min(data.num_train, EVAL_PROBE_EXAMPLES)  # training examples, as a "test" split
   probe = dataclasses.replace(data, x_test=data.x_train[:n], y_test=data.y_train[:n],
                               canaries=None)
