@@ -687,8 +687,8 @@ def targets(all_results: dict, models: list[int], peak: float, workloads: dict,
       add("W1 memjax % of matmul peak", 100 * gflops / peak, ">= 60%", lambda v: v >= 60, "%")
       add("W1 memjax compile", cell.compile_s, "< 3 s", lambda v: v < 3, " s")
   if "w2" in all_results:
-    add("W2 memjax / PyTorch loop", ratio(all_results["w2"], "torch_loop", m), ">= 3x",
-        lambda v: v >= 3, "x")
+    add("W2 memjax / PyTorch loop", ratio(all_results["w2"], "torch_loop", m), ">= 1.2x",
+        lambda v: v >= 1.2, "x")
   for key in ("w0a", "w0b"):
     if key in all_results:
       for c in BASELINES:
