@@ -142,12 +142,7 @@ class GPT(nn.Module):
     self.embed = nn.Embedding(vocab, width)
     nn.init.normal_(self.embed.weight, std=0.02)
     self.position = nn.Parameter(0.02 * torch.randn(length, width))
-    self.blocks = nn.ModuleList([
-        nn.TransformerEncoderLayer(width, heads, dim_feedforward=int(round(mlp_ratio * width)),
-                                   dropout=0.0, activation=_gelu_tanh, layer_norm_eps=1e-6,
-                                   batch_first=True, norm_first=True)
-        for _ in range(depth)])
-    self.norm = nn.LayerNorm(width, eps=1e-6)
+    self.blocks, self.norm = _pre_norm_blocks(width, depth, heads, mlp_ratio)
     self.head = nn.Linear(width, vocab)
     self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(length),
                          persistent=False)
@@ -157,6 +152,17 @@ class GPT(nn.Module):
     for block in self.blocks:
       h = block(h, src_mask=self.mask, is_causal=True)
     return self.head(self.norm(h))
+
+
+def _pre_norm_blocks(width: int, depth: int, heads: int, mlp_ratio: float):
+  """``depth`` pre-norm ``nn.TransformerEncoderLayer`` s (tanh-GELU MLP of ``mlp_ratio * width``,
+  LayerNorm eps 1e-6 as flax's, no dropout) and the final LayerNorm, as memjax's blocks."""
+  blocks = nn.ModuleList([
+      nn.TransformerEncoderLayer(width, heads, dim_feedforward=int(round(mlp_ratio * width)),
+                                 dropout=0.0, activation=_gelu_tanh, layer_norm_eps=1e-6,
+                                 batch_first=True, norm_first=True)
+      for _ in range(depth)])
+  return blocks, nn.LayerNorm(width, eps=1e-6)
 
 
 class ViT(nn.Module):
@@ -183,12 +189,7 @@ class ViT(nn.Module):
     tokens = (h // self.patch) * (w // self.patch)
     self.embed = nn.Linear(self.patch * self.patch * c, width)
     self.position = nn.Parameter(0.02 * torch.randn(tokens, width))
-    self.blocks = nn.ModuleList([
-        nn.TransformerEncoderLayer(width, heads, dim_feedforward=int(round(mlp_ratio * width)),
-                                   dropout=0.0, activation=_gelu_tanh, layer_norm_eps=1e-6,
-                                   batch_first=True, norm_first=True)
-        for _ in range(depth)])
-    self.norm = nn.LayerNorm(width, eps=1e-6)
+    self.blocks, self.norm = _pre_norm_blocks(width, depth, heads, mlp_ratio)
     self.head = nn.Linear(width, num_classes)
 
   def forward(self, x):
