@@ -206,6 +206,10 @@ def choose(config: TrainConfig, data: Dataset, fns: engine_lib.ModelFns, num_mod
       return hit
   t0 = time.perf_counter()
   candidates, template = [], {}
+  if config.private and config.dp_noise_multiplier is None:
+    # The run calibrates sigma to its target epsilon after choosing its chunks; the noise's
+    # value does not change the speed.
+    config = config.replace(dp_noise_multiplier=1.0, dp_target_epsilon=None)
   peaked = True  # every sweep stopped at a slower candidate before the largest that fits
   for conv in convs:
     best = 0.0
@@ -330,7 +334,7 @@ def cache_key(config: TrainConfig, data: Dataset, devices: int, convs) -> str:
       "feature_shape": list(data.feature_shape), "dtype": str(data.x_train.dtype),
       "num_classes": data.num_classes, "batch_size": config.batch_size,
       "sampling": config.batch_sampling, "private": config.private,
-      "optimizer": str(config.optimizer), "precision": getattr(config, "precision", "float32"),
+      "optimizer": str(config.optimizer), "precision": config.precision,
       "convs": list(convs), "backend": device.platform,
       "device_kind": device.device_kind, "devices": devices, "jax": jax.__version__,
       "memjax": _memjax_version()}

@@ -166,3 +166,14 @@ def test_a_cached_measurement_serves_runs_it_covers():
   assert tuning._from_cache(rising, 16).chunk_size == 16
   assert tuning._from_cache(rising, 64) is None
   assert tuning._from_cache(None, 64) is None
+
+
+@pytest.mark.slow
+def test_dp_sgd_runs_are_measured_before_their_noise_is_calibrated(small_digits, tmp_path,
+                                                                    monkeypatch):
+  monkeypatch.setenv("MEMJAX_CACHE_DIR", str(tmp_path))
+  monkeypatch.setattr(tuning, "PROBE_SECONDS", 0.01)
+  run = memjax.train(small_digits, model="logreg", models=tuning.MEASURE_MIN_MODELS, epochs=1,
+                     dp_target_epsilon=8.0, batch_size=32, progress=False)
+  assert run.info["chunking"]["source"] == "measured"
+  assert run.info["privacy"]["noise_multiplier"] > 0
