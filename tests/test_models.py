@@ -40,17 +40,35 @@ def test_resnet20_size():
   assert 260_000 < models.count_params(nnx.state(model, nnx.Param)) < 280_000
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("impl", ["im2col", "canonical"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_im2col_conv_equals_lax_conv_values_and_grads(stride):
-  x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
-  k = jax.random.normal(jax.random.key(1), (3, 3, 3, 5))
-  a = models.conv2d(x, k, stride, impl="im2col")
+@pytest.mark.parametrize("kernel_size", [1, 3])
+@pytest.mark.parametrize("channels", [3, 12])  # canonical: weight gradient by slices / by conv
+def test_conv_implementations_equal_lax_conv_values_and_grads(impl, stride, kernel_size,
+                                                              channels):
+  x = jax.random.normal(jax.random.key(0), (4, 9, 9, channels))
+  k = jax.random.normal(jax.random.key(1), (kernel_size, kernel_size, channels, 5))
+  a = models.conv2d(x, k, stride, impl=impl)
   b = models.conv2d(x, k, stride, impl="lax")
-  np.testing.assert_allclose(a, b, atol=1e-4)
-  ga = jax.grad(lambda k: (models.conv2d(x, k, stride, "im2col") ** 2).sum())(k)
-  gb = jax.grad(lambda k: (models.conv2d(x, k, stride, "lax") ** 2).sum())(k)
-  np.testing.assert_allclose(ga, gb, rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+  loss = lambda impl: lambda x, k: (models.conv2d(x, k, stride, impl) ** 2).sum()
+  ga = jax.grad(loss(impl), argnums=(0, 1))(x, k)
+  gb = jax.grad(loss("lax"), argnums=(0, 1))(x, k)
+  for got, want in zip(ga, gb):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_conv_implementation_sets_the_default_while_tracing():
+  x, k = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2))
+  primitives = lambda: {e.primitive.name for e in jax.make_jaxpr(
+      lambda x, k: models.conv2d(x, k))(x, k).jaxpr.eqns}
+  with models.conv_implementation("im2col"):
+    assert "conv_general_dilated" not in primitives()
+  with models.conv_implementation("lax"):
+    assert "conv_general_dilated" in primitives()
+  with pytest.raises(MemjaxError, match="conv implementation 'fft'"):
+    with models.conv_implementation("fft"):
+      pass
 
 
 def test_max_pool_matches_reduce_window():
