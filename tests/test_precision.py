@@ -31,6 +31,7 @@ def _dot_dtypes(fns, params, model_state, x):
   return dtypes, jax.grad(loss)(params)
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # e.g. BatchNorm writing float32 into bf16
 @pytest.mark.parametrize("model", ["mlp", "resnet"])
 def test_bf16_computes_in_bfloat16_with_float32_parameters_and_gradients(model, small_digits):
   data = tiny_images() if model == "resnet" else small_digits
