@@ -107,7 +107,7 @@ class TrainConfig:
       every model's random streams (dropout).
     chunk_size: models trained together in one compiled program; None: measured on this
       machine (the fastest of a few candidates that fit ``memory_budget``, cached on disk; runs
-      of fewer than 32 models take the largest that fits), see :mod:`memjax.tuning`.
+      of fewer than 64 models take the largest that fits), see :mod:`memjax.tuning`.
     conv: how :func:`memjax.models.conv2d` computes the training step's convolutions:
       "canonical" (lax forward, backward passes as forward convolutions), "im2col" or "lax";
       None: measured together with the chunk size. All compute the same function (to float

@@ -926,7 +926,7 @@ def default_eval_block(fns: ModelFns, data: Dataset, models_per_device: int,
                        budget: int | None = None, platform: str | None = None) -> int:
   """Examples per evaluation block: models_per_device forward passes fit 1/4 of the memory
   budget and, on CPU (``platform``, default: the first device's), :data:`CPU_WORKING_SET_BYTES`;
-  between 32 (16 for tiny budgets) and 1,024, and no more than the larger split. (Runs of 32 or
+  between 32 (16 for tiny budgets) and 1,024, and no more than the larger split. (Runs of 64 or
   more models measure their block instead, :mod:`memjax.tuning`.)"""
   budget = default_memory_budget() if budget is None else budget
   platform = jax.devices()[0].platform if platform is None else platform

@@ -49,7 +49,7 @@ from memjax import engine as engine_lib, models as models_lib
 from memjax.config import TrainConfig
 from memjax.data import Dataset
 
-MEASURE_MIN_MODELS = 32  # smaller runs take the memory rule
+MEASURE_MIN_MODELS = 64  # smaller runs take the memory rule (measuring costs 5-20 s)
 PROBE_STEPS = 3  # optimizer steps per timed call
 PROBE_SECONDS = 0.3  # time each candidate at least this long
 SLOW_CANDIDATE_SECONDS = 10.0  # a sweep stops after a timed call this slow

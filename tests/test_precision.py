@@ -16,8 +16,10 @@ from conftest import load_benchmark, tiny_images
 
 
 def _dot_dtypes(fns, params, model_state, x):
-  loss = lambda p: fns.apply(p, model_state, x, True)[0].sum()
-  jaxpr = jax.make_jaxpr(jax.grad(loss))(params)
+  """The dtypes of every matmul and convolution of the training gradient's jaxpr, and the
+  gradient's and the apply's output shapes and dtypes (traced, not run)."""
+  loss = lambda p, s, x: fns.apply(p, s, x, True)[0].sum()
+  jaxpr = jax.make_jaxpr(jax.grad(loss))(params, model_state, x)
   dtypes = set()
 
   def walk(jaxpr):
@@ -28,7 +30,9 @@ def _dot_dtypes(fns, params, model_state, x):
         walk(sub)
 
   walk(jaxpr.jaxpr)
-  return dtypes, jax.grad(loss)(params)
+  grads = jax.eval_shape(jax.grad(loss), params, model_state, x)
+  applied = jax.eval_shape(lambda p, s, x: fns.apply(p, s, x, True), params, model_state, x)
+  return dtypes, grads, applied
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")  # e.g. BatchNorm writing float32 into bf16
@@ -39,12 +43,11 @@ def test_bf16_computes_in_bfloat16_with_float32_parameters_and_gradients(model, 
   for precision, want in (("float32", {"float32"}), ("bf16", {"bfloat16"})):
     fns = engine.model_fns(TrainConfig(model=model, model_kwargs=kwargs, precision=precision),
                            data)
-    params, model_state = fns.init(jax.random.key(0))
-    x = jnp.asarray(data.x_train[:4])
-    dtypes, grads = _dot_dtypes(fns, params, model_state, x)
+    params, model_state = jax.eval_shape(fns.init, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((4, *data.feature_shape), jnp.float32)
+    dtypes, grads, (logits, new_state) = _dot_dtypes(fns, params, model_state, x)
     assert dtypes == want, (precision, dtypes)  # every matmul and convolution
     assert {str(g.dtype) for g in jax.tree.leaves(grads)} == {"float32"}
-    logits, new_state = fns.apply(params, model_state, x, True)
     assert logits.dtype == jnp.float32
     jax.tree.map(lambda a, b: (a.dtype == b.dtype) or pytest.fail(f"{a.dtype} {b.dtype}"),
                  new_state, model_state)  # BatchNorm statistics stay float32

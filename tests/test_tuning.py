@@ -111,10 +111,10 @@ def test_measured_chunking_is_cached_and_reported(small_digits, tmp_path, monkey
   again = memjax.train(small_digits, **kwargs)
   assert again.info["chunking"]["source"] == "cache"
   assert again.info["chunk_size"] == run.info["chunk_size"]
-  # Another batch size is another configuration: measured anew.
-  other = memjax.train(small_digits, batch_size=32, **kwargs)
-  assert other.info["chunking"]["source"] == "measured"
-  assert len(json.loads((tmp_path / "cache" / "chunking.json").read_text())) == 2
+  # Another batch size is another configuration.
+  config = TrainConfig(model="logreg")
+  assert (tuning.cache_key(config, small_digits, 1, (None,))
+          != tuning.cache_key(config.replace(batch_size=32), small_digits, 1, (None,)))
   # A resumed (grown) run keeps its own chunking.
   grown = memjax.train(small_digits, directory=str(tmp_path / "run"), resume=True,
                        models=tuning.MEASURE_MIN_MODELS + 4, progress=False)
@@ -173,6 +173,9 @@ def test_dp_sgd_runs_are_measured_before_their_noise_is_calibrated(small_digits,
                                                                     monkeypatch):
   monkeypatch.setenv("MEMJAX_CACHE_DIR", str(tmp_path))
   monkeypatch.setattr(tuning, "PROBE_SECONDS", 0.01)
+  monkeypatch.setattr(tuning, "candidate_sizes", lambda top: [1, 4])
+  monkeypatch.setattr(tuning, "RETRIES", 0)
+  monkeypatch.setattr(tuning, "EVAL_BLOCKS", (32,))
   run = memjax.train(small_digits, model="logreg", models=tuning.MEASURE_MIN_MODELS, epochs=1,
                      dp_target_epsilon=8.0, batch_size=32, progress=False)
   assert run.info["chunking"]["source"] == "measured"
