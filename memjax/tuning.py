@@ -23,7 +23,8 @@ few training steps of the real epoch program at each candidate and keeps the fas
   measured once per machine; a later run takes the fastest measured candidate its number of
   models allows.
 * runs with fewer than :data:`MEASURE_MIN_MODELS` models skip the measurement (it would cost more
-  than it saves) and take the largest chunk that fits (on CPU also :data:`CPU_CHUNK_BYTES`).
+  than it saves), and so do runs over several processes (hosts), whose measurements could
+  disagree; they take the largest chunk that fits (on CPU also :data:`CPU_CHUNK_BYTES`).
 
 The choice does not change what is computed: every model's randomness depends on its index only,
 so the records agree for any chunking to float rounding (XLA picks other kernels for other chunk
@@ -191,7 +192,9 @@ def choose(config: TrainConfig, data: Dataset, fns: engine_lib.ModelFns, num_mod
     size = round_up(config.chunk_size)
     conv = config.conv or default_conv(platform, convolutions, size // devices)
     return Chunking(size, conv if convolutions else None, "config")
-  if num_models < MEASURE_MIN_MODELS:
+  # Several processes must run the same programs in lockstep; their measurements (or caches)
+  # could disagree, so they take the memory rule.
+  if num_models < MEASURE_MIN_MODELS or jax.process_count() > 1:
     per_device = memory_rule(config, fns, data, num_models, devices, platform)
     conv = config.conv or default_conv(platform, convolutions, per_device)
     return Chunking(round_up(min(num_models, per_device * devices)),
