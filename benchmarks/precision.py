@@ -4,7 +4,8 @@ For each workload of ``throughput.py`` asked for (default: W1 the digits MLP, 10
 the small CNN on CIFAR-shaped data, 2 epochs), ``memjax.train`` trains the same M models on the
 same keep masks twice, in float32 and in bfloat16 compute (parameters, gradients and optimizer
 state float32), and prints training model-epochs per second (compile excluded, chunking as
-memjax measures it for each precision), the speed ratio, and the mean test accuracy of both.
+``memjax.train`` picks it for each precision), the speed ratio, and the mean test accuracy of
+both.
 
 bfloat16 pays where the hardware multiplies it natively (GPU tensor cores, TPU MXUs, CPUs with
 AMX); XLA:CPU without them converts to float32 around every matmul, which costs time.

@@ -331,10 +331,10 @@ def memjax_models_to_run(workload: Workload, plan: Plan, previous: Any, cap_s: f
 def memjax_chunk(workload: Workload, batch_size: int, num_models: int) -> int:
   """torch.func's models per chunk: the memory budget over memjax's estimated bytes per model
   (torch.func vmaps its models like memjax; it gets no measured choice of its own)."""
+  from memjax import tuning
   config = workload.config.replace(batch_size=batch_size)
   fns = engine_lib.model_fns(config, workload.data)
-  per_model = engine_lib.bytes_per_model(fns, workload.data, config)
-  return int(max(1, min(num_models, engine_lib.default_memory_budget() // per_model)))
+  return tuning.max_models_per_device(config, fns, workload.data, num_models, 1)
 
 
 def column_runners(args, torch_device: str | None) -> dict[str, Callable]:

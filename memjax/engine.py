@@ -436,11 +436,10 @@ class Engine:
     self.steps_per_epoch = steps_per_epoch
     self.fns = model_fns(config, data) if fns is None else fns
     self.conv = conv
+    platform = self.mesh.devices.flat[0].platform
     self.train_fns = _with_conv(self.fns, conv)
     self.eval_fns = _with_conv(self.fns, "lax" if conv == "lax" else (conv and "canonical"))
-    self.sequential_eval = (conv is not None
-                            and self.mesh.devices.flat[0].platform == "cpu"
-                            and chunk_size > self.mesh.size)
+    self.sequential_eval = conv is not None and platform == "cpu" and chunk_size > self.mesh.size
     self.optimizer = make_optimizer(config, steps_per_epoch)
     self.task = data.task
     self.loss_fn = measures_lib.resolve_loss(config.loss, config.label_smoothing, data.task)
@@ -461,7 +460,7 @@ class Engine:
     self.y_train = jax.device_put(data.y_train, replicated)
     self.eval_block = eval_block or default_eval_block(
         self.fns, data, 1 if self.sequential_eval else chunk_size // self.mesh.size,
-        platform=self.mesh.devices.flat[0].platform)
+        platform=platform)
     self.eval_sets = {
         split: tuple(jax.device_put(a, replicated) for a in _pad_blocks(x, y, self.eval_block))
         for split, x, y in (("train", data.x_train, data.y_train),
@@ -779,21 +778,20 @@ def _map_blocks(one_model: Callable, state: State, xs, ys, sequential: bool = Fa
   and ``lax.map``-ped over each device's models.
   """
   models = {"params": state["params"], "model_state": state["model_state"]}
-
-  def blocks(model):  # one model (or a vmapped group) over all blocks -> {name: [.., nb*E, ...]}
-    def block(inputs):
-      return one_model(model["params"], model["model_state"], *inputs)
-    out = jax.lax.map(block, (xs, ys))  # each [nb, E, ...]
-    return {k: v.reshape(-1, *v.shape[2:]) for k, v in out.items()}
-
   if not sequential:
-    def block(inputs):
+    def vmapped_block(inputs):
       x, y = inputs
       return jax.vmap(lambda p, s: one_model(p, s, x, y))(models["params"],
                                                           models["model_state"])
-    out = jax.lax.map(block, (xs, ys))  # each [nb, m, E, ...]
+    out = jax.lax.map(vmapped_block, (xs, ys))  # each [nb, m, E, ...]
     return {k: jnp.moveaxis(v, 0, 1).reshape(v.shape[1], -1, *v.shape[3:])
             for k, v in out.items()}
+
+  def blocks(model):  # one model over all blocks -> {name: [nb*E, ...]}
+    out = jax.lax.map(lambda inputs: one_model(model["params"], model["model_state"], *inputs),
+                      (xs, ys))  # each [nb, E, ...]
+    return {k: v.reshape(-1, *v.shape[2:]) for k, v in out.items()}
+
   grouped = jax.tree.map(lambda a: a.reshape(devices, -1, *a.shape[1:]), models)
   out = jax.vmap(lambda group: jax.lax.map(blocks, group))(grouped)  # [devices, m/devices, ..]
   return {k: v.reshape(-1, *v.shape[2:]) for k, v in out.items()}

@@ -9,8 +9,8 @@ and called as ``model(x [B, *input_shape] float32, train: bool) -> logits [B, nu
 ``train`` is True during the optimizer steps and False at evaluation (BatchNorm: batch statistics
 vs running averages; Dropout: ``deterministic=not train``); with ``train=False`` every example's
 logits must depend on that example alone (memjax evaluates several views of a block in one
-pass). ``X`` is a Module class or any factory function with that signature. ``rngs`` has the streams ``params`` (initialisation),
-``dropout`` and ``default``; memjax reseeds every random stream a model keeps (``nnx.Dropout``'s,
+pass). ``X`` is a Module class or any factory function with that signature. ``rngs`` has the
+streams ``params`` (initialisation), ``dropout`` and ``default``; memjax reseeds every random stream a model keeps (``nnx.Dropout``'s,
 or any ``rngs.<name>`` stream) before each training step with a key derived from (seed, model
 index, epoch, step), so results do not depend on chunking, devices or interruptions. Pass ``X``
 as ``memjax.train(..., model=X, model_kwargs={...})`` or, from the command line and in
